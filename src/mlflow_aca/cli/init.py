@@ -1,0 +1,83 @@
+"""`mlflow-aca init`: write a commented mlflow-aca.toml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlflow_aca.cli.app import app
+from mlflow_aca.cli.runtime import Run, command
+from mlflow_aca.errors import ConfigError
+
+
+@command(app, "init", "Write a commented mlflow-aca.toml (prompts on a TTY for what is missing).")
+def init(
+    run: Run,
+    name: Annotated[str | None, typer.Option(help="Deployment name.")] = None,
+    location: Annotated[str | None, typer.Option(help="Azure region, e.g. westeurope.")] = None,
+    resource_group: Annotated[str | None, typer.Option(help="Resource group.")] = None,
+    subscription: Annotated[str | None, typer.Option(help="Subscription id.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    from mlflow_aca.config import DEFAULT_CONFIG_PATH, validate_settings
+    from mlflow_aca.config.write import render_config_file
+
+    path = run.config_path or Path(os.environ.get("MLFLOW_ACA_CONFIG") or DEFAULT_CONFIG_PATH)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; nothing was written.",
+                          code="config_exists", hint="Pass --force to overwrite it.")
+
+    chosen: dict[str, Any] = {
+        key: value
+        for key, value in {"name": name, "location": location, "resource_group": resource_group,
+                           "subscription_id": subscription}.items()
+        if value is not None
+    }
+    chosen.update(run.config_overrides())
+    _ask_for_missing(run, chosen)
+
+    from mlflow_aca.config import coerce_text
+
+    typed = {k: coerce_text(k, v) if isinstance(v, str) else v for k, v in chosen.items()}
+    origin = {key: "flag or prompt" for key in typed}
+    settings = validate_settings(typed, origin, path)
+    written = {k: getattr(settings, k) for k in typed}
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_config_file(written), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {path}: {exc.strerror}.", code="config_unwritable") from None
+
+    run.succeed(
+        {"path": str(path), "values": written},
+        lambda out: out.print(f"Wrote {path}. Next: `mlflow-aca up` (or `mlflow-aca plan` to "
+                              "see what it would create)."),
+    )
+
+
+def _ask_for_missing(run: Run, chosen: dict[str, Any]) -> None:
+    """Prompt for the required keys on a TTY; elsewhere a missing key is a clear error."""
+    questions = [("name", "Deployment name", None, True),
+                 ("location", "Azure region", "westeurope", True)]
+    if not os.environ.get("AZURE_SUBSCRIPTION_ID"):
+        questions.append(("subscription_id", "Subscription id (blank: use AZURE_SUBSCRIPTION_ID "
+                          "at run time)", "", False))
+    for key, question, default, required in questions:
+        if key in chosen:
+            continue
+        if not run.interactive:
+            if required:
+                raise ConfigError(
+                    f"Missing {key!r}: there is no terminal to ask on.",
+                    code="missing_value",
+                    hint=f"Pass --{key.replace('_', '-')} (init works from flags alone).",
+                )
+            continue
+        answer = typer.prompt(question, default=default, err=True,
+                              show_default=bool(default)).strip()
+        if answer:
+            chosen[key] = answer

@@ -1,0 +1,245 @@
+"""What every command shares: the global options, configuration flags, the output contract
+(SPEC §7) and the error boundary.
+
+Commands are registered with `@command(app, ...)`. The decorator adds `--config`, `--json`,
+`--yes` and `--verbose` to the command's own options, accepts any configuration key as a flag
+(`--memory 4Gi`), and runs the body inside the one error boundary: expected errors become a
+paragraph (or a JSON envelope) and an exit code, anything else is reported as a bug.
+
+This module is imported for `--help`: it must stay free of pydantic, Azure and Docker imports.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlflow_aca.errors import ExitCode, MlflowAcaError, UsageError
+from mlflow_aca.redaction import redact
+
+CONFIG_HELP = "Config file (default: ./mlflow-aca.toml, or $MLFLOW_ACA_CONFIG)."
+CONFIG_FLAGS_EPILOG = (
+    "Any configuration key can also be given as a flag, e.g. --memory 4Gi or "
+    "--allowed-ips 203.0.113.0/24 (flags override MLFLOW_ACA_* variables, which override the "
+    "file). `mlflow-aca config` lists the keys."
+)
+
+_COMMON_PARAMS = [
+    inspect.Parameter(
+        "config_path", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP,
+                                                       show_default=False)],
+    ),
+    inspect.Parameter(
+        "json_output", inspect.Parameter.KEYWORD_ONLY, default=False,
+        annotation=Annotated[bool, typer.Option("--json", help="Print one JSON document on "
+                                                "stdout; no live display.")],
+    ),
+    inspect.Parameter(
+        "yes", inspect.Parameter.KEYWORD_ONLY, default=False,
+        annotation=Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to "
+                                                "confirmations (required without a TTY).")],
+    ),
+    inspect.Parameter(
+        "verbose", inspect.Parameter.KEYWORD_ONLY, default=False,
+        annotation=Annotated[bool, typer.Option("--verbose", "-v", help="Show details and "
+                                                "tracebacks.")],
+    ),
+    inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+]
+
+
+class Run:
+    """One command invocation: its options, its configuration, and its output channel."""
+
+    def __init__(self, command: str, ctx: typer.Context, *, config_path: Path | None,
+                 json_output: bool, yes: bool, verbose: bool) -> None:
+        self.command = command
+        self.config_path = config_path
+        self.json = json_output
+        self.yes = yes
+        self.verbose = verbose
+        self.extra_args = list(ctx.args)
+        self._settings: Any = None
+        self._stdout: Any = None
+        self._stderr: Any = None
+
+    # --- terminals ---------------------------------------------------------------------------
+    @property
+    def interactive(self) -> bool:
+        """Prompts and live displays only for a person at a terminal."""
+        return not self.json and sys.stdin.isatty() and sys.stderr.isatty()
+
+    @property
+    def stdout(self) -> Any:
+        if self._stdout is None:
+            from rich.console import Console
+
+            self._stdout = Console(highlight=False, soft_wrap=True)
+        return self._stdout
+
+    @property
+    def stderr(self) -> Any:
+        if self._stderr is None:
+            from rich.console import Console
+
+            self._stderr = Console(stderr=True, highlight=False)
+        return self._stderr
+
+    def reporter(self, title: str = "") -> Any:
+        from mlflow_aca.reporting import RichReporter, SilentReporter
+
+        if self.json or not self.stderr.is_terminal:
+            return SilentReporter()
+        return RichReporter(self.stderr, title=title)
+
+    def note(self, message: str) -> None:
+        """A diagnostic line for people (stderr); nothing in JSON mode."""
+        if not self.json:
+            self.stderr.print(redact(message), highlight=False)
+
+    # --- configuration -----------------------------------------------------------------------
+    def config_overrides(self) -> dict[str, Any]:
+        from mlflow_aca.cli.flags import parse_config_flags
+
+        return parse_config_flags(self.extra_args)
+
+    def settings(self) -> Any:
+        """The resolved configuration (file < environment < flags), loaded once."""
+        if self._settings is None:
+            from mlflow_aca.config import load_settings
+
+            self._settings = load_settings(self.config_path, overrides=self.config_overrides())
+        return self._settings
+
+    def confirm(self, question: str, *, expected: str | None = None) -> None:
+        """Ask before something destructive; without a TTY (or with --json) demand --yes."""
+        if self.yes:
+            return
+        if not self.interactive:
+            raise UsageError(
+                f"{question} Refusing without confirmation: no terminal to ask on.",
+                code="confirmation_required",
+                hint="Re-run with --yes to confirm non-interactively.",
+            )
+        if expected is None:
+            if typer.confirm(question, default=False, err=True):
+                return
+        elif typer.prompt(f"{question} Type {expected!r} to confirm", err=True,
+                          default="", show_default=False) == expected:
+            return
+        raise UsageError("Not confirmed; nothing was changed.", code="not_confirmed")
+
+    # --- results -----------------------------------------------------------------------------
+    def succeed(self, data: dict[str, Any], human: Callable[[Any], None] | None = None) -> None:
+        if self.json:
+            write_json({"ok": True, "command": self.command, "data": data})
+        elif human is not None:
+            human(self.stdout)
+
+    def fail(self, error: MlflowAcaError) -> int:
+        if self.json:
+            write_json(error_envelope(self.command, error))
+        else:
+            print_error(error, verbose=self.verbose)
+        return int(error.exit_code)
+
+
+def command(app: typer.Typer, name: str, help: str, *, epilog: str | None = CONFIG_FLAGS_EPILOG,
+            **settings: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `func(run, **own_options)` as a command with the shared options and boundary."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> None:
+            common = {p.name: kwargs.pop(p.name) for p in _COMMON_PARAMS}
+            ctx = common.pop("ctx")
+            run = Run(name, ctx, **common)
+            code = run_in_boundary(run, lambda: func(run, **kwargs))
+            if code:
+                raise typer.Exit(code)
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _COMMON_PARAMS
+        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        del wrapper.__wrapped__  # typer must see the new signature, not the function's own
+        app.command(
+            name, help=help, epilog=epilog,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            **settings,
+        )(wrapper)
+        return func
+
+    return register
+
+
+def run_in_boundary(run: Run, body: Callable[[], None]) -> int:
+    """The error boundary: expected failures → message and exit code, the rest → a bug report."""
+    try:
+        body()
+        return 0
+    except MlflowAcaError as error:
+        return run.fail(error)
+    except KeyboardInterrupt:
+        return _interrupted(run)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the boundary exists to catch what nothing else did
+        bug = MlflowAcaError(
+            f"Unexpected error: {type(exc).__name__}: {exc}. This is a bug in mlflow-aca.",
+            code="internal_error",
+            hint="Re-run with --verbose for the traceback and report it.",
+        )
+        if run.verbose and not run.json:
+            sys.stderr.write(redact(traceback.format_exc()))
+        return run.fail(bug)
+
+
+def _interrupted(run: Run) -> int:
+    error = MlflowAcaError(
+        "Interrupted. Operations already accepted by Azure may still complete; rerunning the "
+        "same command converges.",
+        code="interrupted",
+    )
+    error.exit_code = ExitCode.INTERRUPTED
+    return run.fail(error)
+
+
+def error_envelope(command: str, error: MlflowAcaError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "command": command,
+        "error": {"code": error.code, "message": redact(error.message),
+                  "hint": redact(error.hint) if error.hint else None},
+    }
+
+
+def print_error(error: MlflowAcaError, *, verbose: bool = False) -> None:
+    text = f"Error: {redact(error.message)}"
+    if error.code and error.code not in ("error", "usage"):
+        text += f" [{error.code}]"
+    if error.hint:
+        text += f"\nHint: {redact(error.hint)}"
+    if verbose and error.__cause__ is not None:
+        text += "\n" + "".join(traceback.format_exception(error.__cause__))
+    sys.stderr.write(redact(text) + "\n")
+
+
+def write_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(redact(json.dumps(document, indent=2, default=str)) + "\n")
+    sys.stdout.flush()
+
+
+def wants_json(argv: list[str]) -> bool:
+    return "--json" in argv
+

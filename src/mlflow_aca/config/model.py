@@ -1,0 +1,439 @@
+"""The configuration model. It owns every derived value: resource names (with the deterministic
+suffix for the globally unique ones) and the two URIs MLflow runs with. Field descriptions are
+the single source for `init`'s comments and the README's reference table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlflow_aca import naming, uris
+from mlflow_aca.cloud import Cloud, resolve_cloud
+from mlflow_aca.errors import ConfigError
+
+# Shown in URIs before the identity exists / in place of the password.
+CLIENT_ID_PLACEHOLDER = "identity-client-id"
+PASSWORD_PLACEHOLDER = "password"
+
+# Memory/CPU pairs Container Apps accepts on the Consumption plan: memory is twice the vCPUs.
+_CONSUMPTION_CPU = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0)
+
+
+def _group(name: str) -> dict[str, Any]:
+    return {"group": name}
+
+
+class Settings(BaseModel):
+    """Everything `mlflow-aca` needs to know about one deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    # --- deployment -----------------------------------------------------------------------
+    name: Annotated[str, Field(
+        description="Deployment name: the prefix of every derived resource name and the value "
+        "of the mlflow-aca-deployment tag.",
+        json_schema_extra=_group("Deployment"))]
+    location: Annotated[str, Field(
+        description="Azure region for every resource, e.g. westeurope.",
+        json_schema_extra=_group("Deployment"))]
+    subscription_id: Annotated[str | None, Field(
+        description="Azure subscription id. Falls back to AZURE_SUBSCRIPTION_ID.",
+        json_schema_extra=_group("Deployment"))] = None
+    resource_group: Annotated[str | None, Field(
+        description="Resource group; created (and later deletable) only if absent. "
+        "Default: rg-<name>.",
+        json_schema_extra=_group("Deployment"))] = None
+    cloud: Annotated[Literal["AzureCloud", "AzureChinaCloud", "AzureUSGovernment"], Field(
+        description="Azure cloud: AzureCloud, AzureChinaCloud or AzureUSGovernment. Ignored "
+        "when arm_endpoint is set.",
+        json_schema_extra=_group("Deployment"))] = "AzureCloud"
+    arm_endpoint: Annotated[str | None, Field(
+        description="Resource Manager URL of a custom cloud; its suffixes and token audience "
+        "are read from <arm_endpoint>/metadata/endpoints. Env: MLFLOW_ACA_ARM_ENDPOINT.",
+        json_schema_extra=_group("Deployment"))] = None
+    tags: Annotated[dict[str, str], Field(
+        description="Extra tags for every resource (the tool always adds managed-by and "
+        "mlflow-aca-deployment).",
+        json_schema_extra=_group("Deployment"))] = {}
+
+    # --- resource names (each derived from `name` unless set) -----------------------------
+    identity_name: Annotated[str | None, Field(
+        description="User-assigned managed identity. Default: <name>-id.",
+        json_schema_extra=_group("Resource names"))] = None
+    workspace_name: Annotated[str | None, Field(
+        description="Log Analytics workspace. Default: <name>-logs.",
+        json_schema_extra=_group("Resource names"))] = None
+    storage_account_name: Annotated[str | None, Field(
+        description="Storage account (globally unique). Default: st<name><suffix>.",
+        json_schema_extra=_group("Resource names"))] = None
+    storage_container_name: Annotated[str | None, Field(
+        description="Blob container for artifacts. Default: mlflow-artifacts.",
+        json_schema_extra=_group("Resource names"))] = None
+    registry_name: Annotated[str | None, Field(
+        description="Container registry (globally unique). Default: acr<name><suffix>.",
+        json_schema_extra=_group("Resource names"))] = None
+    sql_server_name: Annotated[str | None, Field(
+        description="Azure SQL server (globally unique). Default: <name>-sql-<suffix>.",
+        json_schema_extra=_group("Resource names"))] = None
+    sql_database_name: Annotated[str | None, Field(
+        description="Azure SQL database. Default: mlflow.",
+        json_schema_extra=_group("Resource names"))] = None
+    environment_name: Annotated[str | None, Field(
+        description="Container Apps environment. Default: <name>-env.",
+        json_schema_extra=_group("Resource names"))] = None
+    app_name: Annotated[str | None, Field(
+        description="Container app. Default: <name>.",
+        json_schema_extra=_group("Resource names"))] = None
+    job_name: Annotated[str | None, Field(
+        description="Container Apps job that runs database migrations. Default: <name>-migrate.",
+        json_schema_extra=_group("Resource names"))] = None
+
+    # --- image -----------------------------------------------------------------------------
+    mlflow_version: Annotated[str, Field(
+        description="MLflow version installed in the image (mlflow[azure]==<version>).",
+        json_schema_extra=_group("Image"))] = "3.18.0"
+    base_image: Annotated[str, Field(
+        description="Debian 12 based Python image the server image is built from.",
+        json_schema_extra=_group("Image"))] = "python:3.12.12-slim-bookworm"
+    install_odbc_driver: Annotated[bool, Field(
+        description="Install Microsoft's ODBC Driver 18 from packages.microsoft.com (needed "
+        "for Azure SQL). Turn off only where that repository is unreachable.",
+        json_schema_extra=_group("Image"))] = True
+    extra_packages: Annotated[list[str], Field(
+        description="Extra pip requirements installed into the image.",
+        json_schema_extra=_group("Image"))] = []
+    image_repository: Annotated[str, Field(
+        description="Repository of the server image in the registry.",
+        json_schema_extra=_group("Image"))] = "mlflow-server"
+
+    # --- database --------------------------------------------------------------------------
+    sql_auth: Annotated[Literal["entra", "password"], Field(
+        description="How MLflow signs in to Azure SQL: entra (the managed identity, Entra-only "
+        "server, no password) or password (SQL admin with a generated password).",
+        json_schema_extra=_group("Database"))] = "entra"
+    sql_admin_login: Annotated[str, Field(
+        description="SQL administrator login when sql_auth = password.",
+        json_schema_extra=_group("Database"))] = "mlflowadmin"
+    sql_max_vcores: Annotated[int, Field(
+        ge=1, le=80,
+        description="Serverless database (GP_S_Gen5) maximum vCores.",
+        json_schema_extra=_group("Database"))] = 1
+    sql_min_capacity: Annotated[float, Field(
+        ge=0.5, le=80,
+        description="Serverless database minimum vCores.",
+        json_schema_extra=_group("Database"))] = 0.5
+    sql_auto_pause_minutes: Annotated[int, Field(
+        description="Minutes of inactivity before the serverless database pauses; -1 never.",
+        json_schema_extra=_group("Database"))] = 60
+    operator_ip: Annotated[str | None, Field(
+        description="An IPv4 address to admit through the SQL firewall (your own, for "
+        "maintenance). Azure services are always admitted.",
+        json_schema_extra=_group("Database"))] = None
+
+    # --- storage and logs ------------------------------------------------------------------
+    artifacts_path: Annotated[str, Field(
+        description="Path inside the blob container under which artifacts are stored.",
+        json_schema_extra=_group("Storage and logs"))] = ""
+    blob_soft_delete_days: Annotated[int, Field(
+        ge=1, le=365,
+        description="Days deleted blobs stay recoverable.",
+        json_schema_extra=_group("Storage and logs"))] = 7
+    log_retention_days: Annotated[int, Field(
+        ge=30, le=730,
+        description="Log Analytics retention in days.",
+        json_schema_extra=_group("Storage and logs"))] = 30
+
+    # --- app -------------------------------------------------------------------------------
+    cpu: Annotated[float, Field(
+        description="vCPUs per replica (Consumption plan: 0.25 to 4).",
+        json_schema_extra=_group("App"))] = 1.0
+    memory: Annotated[str, Field(
+        description="Memory per replica; must be twice the vCPUs, e.g. 2Gi for 1 vCPU.",
+        json_schema_extra=_group("App"))] = "2Gi"
+    min_replicas: Annotated[int, Field(
+        ge=0, le=300,
+        description="Minimum replicas (0 lets the app scale to zero).",
+        json_schema_extra=_group("App"))] = 1
+    max_replicas: Annotated[int, Field(
+        ge=1, le=300,
+        description="Maximum replicas.",
+        json_schema_extra=_group("App"))] = 1
+    allowed_ips: Annotated[list[str], Field(
+        description="IPv4 addresses or CIDR ranges allowed to reach the app; empty admits all.",
+        json_schema_extra=_group("App"))] = []
+    workers: Annotated[int | None, Field(
+        ge=1, le=32,
+        description="MLflow server worker processes. Default: sized to memory.",
+        json_schema_extra=_group("App"))] = None
+    job_execution: Annotated[bool | None, Field(
+        description="Run MLflow's background job executor. Default: only with 4Gi or more.",
+        json_schema_extra=_group("App"))] = None
+
+    # --- operation -------------------------------------------------------------------------
+    poll_interval: Annotated[float, Field(
+        ge=0, le=120,
+        description="Seconds between polls of long-running Azure operations.",
+        json_schema_extra=_group("Operation"))] = 5.0
+    concurrency: Annotated[int, Field(
+        ge=1, le=16,
+        description="Azure operations run at the same time.",
+        json_schema_extra=_group("Operation"))] = 6
+    timeout_minutes: Annotated[int, Field(
+        ge=1, le=240,
+        description="How long a deploy waits for the new revision to become healthy.",
+        json_schema_extra=_group("Operation"))] = 20
+
+    # --- validation ------------------------------------------------------------------------
+    @field_validator(
+        "name", "resource_group", "location", "identity_name", "workspace_name",
+        "storage_account_name", "storage_container_name", "registry_name", "sql_server_name",
+        "sql_database_name", "environment_name", "app_name", "job_name", "image_repository",
+    )
+    @classmethod
+    def _valid_name(cls, value: str | None, info: Any) -> str | None:
+        if value is not None:
+            problem = naming.RULES[info.field_name].problem(value)
+            if problem:
+                rule = naming.RULES[info.field_name]
+                raise ValueError(
+                    f"{problem}. Rule: {rule.rule}. Example: {rule.example!r}"
+                )
+        return value
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _valid_subscription(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                raise ValueError(
+                    "must be a subscription GUID, e.g. '00000000-0000-0000-0000-000000000000'"
+                ) from None
+        return value
+
+    @field_validator("arm_endpoint")
+    @classmethod
+    def _valid_arm_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("must be an https:// URL, e.g. 'https://management.example.com'")
+        return value
+
+    @field_validator("mlflow_version")
+    @classmethod
+    def _valid_version(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+\.\d+\.\d+([a-z]+\d+)?", value):
+            raise ValueError("must be an exact release such as '3.18.0'")
+        return value
+
+    @field_validator("base_image")
+    @classmethod
+    def _valid_image_ref(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w./:@-]+", value) or value.endswith(":latest"):
+            raise ValueError("must be a pinned image reference such as 'python:3.12.12-slim-bookworm'")
+        return value
+
+    @field_validator("extra_packages")
+    @classmethod
+    def _valid_requirements(cls, value: list[str]) -> list[str]:
+        for requirement in value:
+            # A requirement goes onto a RUN line: no shell metacharacters.
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~ ]*", requirement):
+                raise ValueError(f"{requirement!r} is not a plain pip requirement like 'boto3==1.35.0'")
+        return value
+
+    @field_validator("sql_admin_login")
+    @classmethod
+    def _valid_admin_login(cls, value: str) -> str:
+        # Azure SQL refuses these logins and anything that is not a plain identifier.
+        reserved = {"admin", "administrator", "sa", "root", "dbmanager", "loginmanager",
+                    "dbo", "guest", "public"}
+        if value.lower() in reserved or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,127}", value):
+            raise ValueError(
+                "must start with a letter, use letters, digits and underscores, and not be a "
+                "reserved name (admin, sa, root, ...); e.g. 'mlflowadmin'"
+            )
+        return value
+
+    @field_validator("sql_auto_pause_minutes")
+    @classmethod
+    def _valid_auto_pause(cls, value: int) -> int:
+        if value != -1 and not 15 <= value <= 10080:
+            raise ValueError("must be -1 (never pause) or 15-10080 minutes")
+        return value
+
+    @field_validator("operator_ip")
+    @classmethod
+    def _valid_operator_ip(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError("must be an IPv4 address such as '203.0.113.7'") from None
+        return value
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _valid_allowed_ips(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.IPv4Network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IPv4 address or CIDR range such as '203.0.113.0/24'"
+                ) from None
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _valid_memory(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?Gi", value):
+            raise ValueError("must be a size in Gi, such as '2Gi'")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.lower() in {"managed-by", "mlflow-aca-deployment"}:
+                raise ValueError(f"tag {key!r} is set by the tool and cannot be overridden")
+            if not 1 <= len(key) <= 512 or re.search(r"[<>%&\\?/]", key):
+                raise ValueError(f"tag name {key!r} must be 1-512 characters without <>%&\\?/")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.cpu not in _CONSUMPTION_CPU:
+            raise ValueError(
+                f"cpu: {self.cpu} is not a Consumption-plan size; use one of "
+                f"{', '.join(str(c) for c in _CONSUMPTION_CPU)}"
+            )
+        if float(self.memory[:-2]) != self.cpu * 2:
+            raise ValueError(
+                f"memory: {self.memory} does not match cpu {self.cpu}; Container Apps needs "
+                f"memory = 2 x cpu, i.e. '{_gi(self.cpu * 2)}'"
+            )
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})"
+            )
+        if self.sql_min_capacity > self.sql_max_vcores:
+            raise ValueError(
+                f"sql_min_capacity ({self.sql_min_capacity}) exceeds sql_max_vcores ({self.sql_max_vcores})"
+            )
+        return self
+
+    # --- derived values --------------------------------------------------------------------
+    @property
+    def resource_group_name(self) -> str:
+        return self.resource_group or f"rg-{self.name}"
+
+    def require_subscription(self) -> str:
+        if not self.subscription_id:
+            raise ConfigError(
+                "No Azure subscription is configured.",
+                code="missing_subscription",
+                hint="Set subscription_id in mlflow-aca.toml, or export AZURE_SUBSCRIPTION_ID "
+                "(or MLFLOW_ACA_SUBSCRIPTION_ID), or pass --subscription-id.",
+            )
+        return self.subscription_id
+
+    @property
+    def names(self) -> Names:
+        """Every resource name: the override when set, else derived from the deployment."""
+        derived = naming.derive_names(self.name, self.require_subscription(), self.resource_group_name)
+        chosen = {key: getattr(self, key) or default for key, default in derived.items()}
+        for key, value in chosen.items():
+            naming.check_name(key, value)
+        return Names(
+            resource_group=self.resource_group_name,
+            **{key.removesuffix("_name"): value for key, value in chosen.items()},
+        )
+
+    @property
+    def tags_for_resources(self) -> dict[str, str]:
+        return {**self.tags, "managed-by": "mlflow-aca", "mlflow-aca-deployment": self.name}
+
+    @property
+    def memory_gib(self) -> float:
+        return float(self.memory[:-2])
+
+    @property
+    def server_workers(self) -> int:
+        """MLflow workers: each costs about 0.5 GB, and the job runner another ~1.5 GB
+        (notes/mlflow.md), so 2 GiB gets one worker with jobs off."""
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(4, int(self.memory_gib // 2)))
+
+    @property
+    def job_execution_enabled(self) -> bool:
+        if self.job_execution is not None:
+            return self.job_execution
+        return self.memory_gib >= 4
+
+    def cloud_info(self) -> Cloud:
+        """The cloud; for a custom arm_endpoint this reads its metadata document over HTTPS."""
+        return resolve_cloud(self.cloud, self.arm_endpoint)
+
+    def backend_store_uri(self, cloud: Cloud, *, client_id: str | None = None,
+                          password: str | None = None) -> str:
+        """The backend store URI: Entra (the identity's client id as user) or SQL password auth."""
+        names = self.names
+        if self.sql_auth == "entra":
+            user, secret = client_id or CLIENT_ID_PLACEHOLDER, None
+        else:
+            user, secret = self.sql_admin_login, PASSWORD_PLACEHOLDER if password is None else password
+        return uris.backend_store_uri(
+            sql_host=cloud.sql_host(names.sql_server), database=names.sql_database,
+            user=user, password=secret,
+        )
+
+    def artifacts_destination(self, cloud: Cloud) -> str:
+        names = self.names
+        return uris.artifacts_destination(
+            container=names.storage_container,
+            blob_host=cloud.blob_host(names.storage_account),
+            path=self.artifacts_path,
+        )
+
+    def describe(self, cloud: Cloud) -> dict[str, Any]:
+        """The resolved configuration as `mlflow-aca config` shows it; no secret values."""
+        backend = self.backend_store_uri(cloud)
+        if self.sql_auth == "password":
+            backend = uris.redact_password(backend, PASSWORD_PLACEHOLDER)
+        return {
+            "settings": self.model_dump(mode="json"),
+            "names": asdict(self.names),
+            "uris": {"backend_store": backend, "artifacts_destination": self.artifacts_destination(cloud)},
+            "cloud": cloud.as_dict(),
+            "server": {"workers": self.server_workers, "job_execution": self.job_execution_enabled},
+            "tags": self.tags_for_resources,
+        }
+
+
+@dataclass(frozen=True)
+class Names:
+    """Resolved resource names; fields are the config keys without their `_name` suffix."""
+
+    resource_group: str
+    identity: str
+    workspace: str
+    storage_account: str
+    storage_container: str
+    registry: str
+    sql_server: str
+    sql_database: str
+    environment: str
+    app: str
+    job: str
+
+
+def _gi(value: float) -> str:
+    return f"{value:g}Gi"

@@ -1,0 +1,155 @@
+"""Progress reporting: one small interface, a Rich implementation for people at a terminal and a
+silent one for `--json`, pipes and tests. Domain code reports through it and never prints.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class StepRecord:
+    key: str
+    label: str
+    started: float
+    outcome: str | None = None  # created / updated / ok / deleted / failed / skipped ...
+    detail: str = ""
+    finished: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+
+class Reporter(Protocol):
+    """How long-running work tells the user what it is doing.
+
+    `start` opens a step, `update` changes its status text, `finish` closes it with an outcome
+    word and an optional detail; `log` carries one line of streamed output (a build log).
+    Implementations must be safe to call from several threads at once.
+    """
+
+    def start(self, key: str, label: str) -> None: ...
+
+    def update(self, key: str, message: str) -> None: ...
+
+    def finish(self, key: str, outcome: str, detail: str = "") -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def steps(self) -> list[StepRecord]: ...
+
+
+class SilentReporter:
+    """Records steps without displaying anything; what `--json` summaries are made from."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._steps: dict[str, StepRecord] = {}
+        self.lines: list[str] = []
+
+    def start(self, key: str, label: str) -> None:
+        with self._lock:
+            self._steps[key] = StepRecord(key, label, time.monotonic())
+
+    def update(self, key: str, message: str) -> None:
+        pass
+
+    def finish(self, key: str, outcome: str, detail: str = "") -> None:
+        with self._lock:
+            step = self._steps.setdefault(key, StepRecord(key, key, time.monotonic()))
+            step.outcome, step.detail, step.finished = outcome, detail, time.monotonic()
+
+    def log(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        with self._lock:
+            return list(self._steps.values())
+
+
+_OUTCOME_STYLE = {
+    "created": "green", "updated": "yellow", "ok": "dim", "deleted": "red", "kept": "cyan",
+    "failed": "bold red", "skipped": "dim", "absent": "dim",
+}
+
+
+class RichReporter(SilentReporter):
+    """A spinner and elapsed time per step on a terminal, then a summary table."""
+
+    def __init__(self, console: Any, *, title: str = "") -> None:
+        super().__init__()
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._console = console
+        self._title = title
+        self._progress = Progress(
+            SpinnerColumn(finished_text="•"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._progress.start()
+
+    def start(self, key: str, label: str) -> None:
+        super().start(key, label)
+        with self._lock:
+            self._tasks[key] = self._progress.add_task(label, total=None)
+
+    def update(self, key: str, message: str) -> None:
+        with self._lock:
+            task = self._tasks.get(key)
+            label = self._steps[key].label if key in self._steps else key
+        if task is not None:
+            self._progress.update(task, description=f"{label} [dim]{_escape(message)}[/]")
+
+    def finish(self, key: str, outcome: str, detail: str = "") -> None:
+        super().finish(key, outcome, detail)
+        with self._lock:
+            task = self._tasks.get(key)
+        if task is not None:
+            self._progress.stop_task(task)
+            self._progress.update(task, visible=False)
+
+    def log(self, line: str) -> None:
+        super().log(line)
+        self._progress.console.print(_escape(line), style="dim", highlight=False)
+
+    def close(self) -> None:
+        self._progress.stop()
+        steps = self.steps
+        if not steps:
+            return
+        from rich.table import Table
+
+        table = Table(title=self._title or None, show_edge=False, pad_edge=False)
+        table.add_column("resource")
+        table.add_column("result")
+        table.add_column("time", justify="right")
+        table.add_column("detail", overflow="fold")
+        for step in steps:
+            outcome = step.outcome or "interrupted"
+            style = _OUTCOME_STYLE.get(outcome, "")
+            table.add_row(step.label, f"[{style}]{outcome}[/]" if style else outcome,
+                          f"{step.seconds:.1f}s", _escape(step.detail))
+        self._console.print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
