@@ -25,11 +25,13 @@ class MlflowAcaError(Exception):
     exit_code: ExitCode = ExitCode.OPERATION
     default_code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None,
+                 data: dict | None = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.hint = hint
+        self.data = data  # what was learnt before failing, for --json (e.g. status's report)
 
 
 class ConfigError(MlflowAcaError):

@@ -133,8 +133,7 @@ def test_config_flag_needs_a_value(tmp_path):
     assert_clean_failure(run_cli("config", "--memory", cwd=tmp_path, env=SUB), 2, "--memory needs a value")
 
 
-@pytest.mark.parametrize("command", ["push", "provision", "deploy", "up", "plan", "status",
-                                     "teardown", "env"])
+@pytest.mark.parametrize("command", ["push"])
 def test_unbuilt_commands_fail_honestly(command, tmp_path):
     (tmp_path / "mlflow-aca.toml").write_text(VALID)
     result = run_cli(command, "--json", "--yes", cwd=tmp_path, env=SUB)

@@ -1,4 +1,4 @@
-"""`mlflow-aca deploy`: Create or update the container app and wait for a healthy revision."""
+"""`mlflow-aca deploy`: create or update the container app and wait for a healthy revision."""
 
 from __future__ import annotations
 
@@ -7,15 +7,20 @@ from typing import Annotated
 import typer
 
 from mlflow_aca.cli.app import app
+from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import NotAvailableError
 
 
-@command(app, "deploy", "Create or update the container app and wait for a healthy revision.")
+@command(app, "deploy", "Create or update the container app and wait until its revision is healthy.")
 def deploy(
     run: Run,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the differences; write nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
+    image: Annotated[str | None, typer.Option(help="Deploy this image reference instead of the "
+                                              "one built from the template.")] = None,
 ) -> None:
-    run.settings()
-    raise NotAvailableError("`mlflow-aca deploy` is not available in this version of mlflow-aca; "
-                            "nothing was changed.")
+    from mlflow_aca import deployment
+
+    with run.azure(dry_run=dry_run) as ctx, run.progress("deploy") as reporter:
+        outcome = deployment.deploy(ctx, reporter, image=image)
+    data = {"dry_run": dry_run, **outcome.as_data()}
+    run.succeed(data, lambda out: outcome_table(out, data, title="Plan" if dry_run else "Deployed"))

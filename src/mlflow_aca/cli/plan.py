@@ -1,16 +1,17 @@
-"""`mlflow-aca plan`: Show what provision and deploy would create, change or leave; writes nothing."""
+"""`mlflow-aca plan`: what provision and deploy would create, change or leave. Writes nothing."""
 
 from __future__ import annotations
 
 from mlflow_aca.cli.app import app
+from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import NotAvailableError
 
 
 @command(app, "plan", "Show what provision and deploy would create, change or leave; writes nothing.")
-def plan(
-    run: Run,
-) -> None:
-    run.settings()
-    raise NotAvailableError("`mlflow-aca plan` is not available in this version of mlflow-aca; "
-                            "nothing was changed.")
+def plan(run: Run) -> None:
+    from mlflow_aca import deployment
+
+    with run.azure(dry_run=True) as ctx, run.progress("plan") as reporter:
+        outcome = deployment.plan(ctx, reporter)
+    data = outcome.as_data()
+    run.succeed(data, lambda out: outcome_table(out, data, title="Plan"))

@@ -1,4 +1,4 @@
-"""`mlflow-aca provision`: Create or converge every Azure resource except the container app."""
+"""`mlflow-aca provision`: create or converge every Azure resource except the container app."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ from typing import Annotated
 import typer
 
 from mlflow_aca.cli.app import app
+from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import NotAvailableError
 
 
 @command(app, "provision", "Create or converge every Azure resource except the container app.")
 def provision(
     run: Run,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the differences; write nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
 ) -> None:
-    run.settings()
-    raise NotAvailableError("`mlflow-aca provision` is not available in this version of mlflow-aca; "
-                            "nothing was changed.")
+    from mlflow_aca import deployment
+
+    with run.azure(dry_run=dry_run) as ctx, run.progress("provision") as reporter:
+        outcome = deployment.plan_provision(ctx, reporter) if dry_run else deployment.provision(ctx, reporter)
+    data = {"dry_run": dry_run, **outcome.as_data()}
+    run.succeed(data, lambda out: outcome_table(out, data, title="Plan" if dry_run else "Provisioned"))

@@ -16,7 +16,8 @@ import inspect
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,6 +69,7 @@ class Run:
         self.yes = yes
         self.verbose = verbose
         self.extra_args = list(ctx.args)
+        _quiet_libraries(verbose)
         self._settings: Any = None
         self._stdout: Any = None
         self._stderr: Any = None
@@ -100,6 +102,26 @@ class Run:
         if self.json or not self.stderr.is_terminal:
             return SilentReporter()
         return RichReporter(self.stderr, title=title)
+
+    @contextmanager
+    def progress(self, title: str) -> Iterator[Any]:
+        """A reporter for long work, closed (summary printed) however the work ends."""
+        reporter = self.reporter(title)
+        try:
+            yield reporter
+        finally:
+            reporter.close()
+
+    @contextmanager
+    def azure(self, *, dry_run: bool = False) -> Iterator[Any]:
+        """The deployment's Azure context (cloud, credential, subscription) for this command."""
+        from mlflow_aca import deployment
+
+        ctx = deployment.connect(self.settings(), dry_run=dry_run)
+        try:
+            yield ctx
+        finally:
+            deployment.close(ctx)
 
     def note(self, message: str) -> None:
         """A diagnostic line for people (stderr); nothing in JSON mode."""
@@ -151,6 +173,15 @@ class Run:
         else:
             print_error(error, verbose=self.verbose)
         return int(error.exit_code)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """The SDKs log warnings (e.g. every credential DefaultAzureCredential tried) to stderr;
+    the tool reports failures itself, so their logs only show with --verbose."""
+    import logging
+
+    for name in ("azure", "urllib3", "docker", "msal"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.CRITICAL)
 
 
 def command(app: typer.Typer, name: str, help: str, *, epilog: str | None = CONFIG_FLAGS_EPILOG,
@@ -216,12 +247,15 @@ def _interrupted(run: Run) -> int:
 
 
 def error_envelope(command: str, error: MlflowAcaError) -> dict[str, Any]:
-    return {
+    envelope: dict[str, Any] = {
         "ok": False,
         "command": command,
         "error": {"code": error.code, "message": redact(error.message),
                   "hint": redact(error.hint) if error.hint else None},
     }
+    if error.data:
+        envelope["data"] = error.data
+    return envelope
 
 
 def print_error(error: MlflowAcaError, *, verbose: bool = False) -> None:

@@ -1,16 +1,43 @@
-"""`mlflow-aca status`: Show every resource's state, the app URL, revision health and MLflow's /health."""
+"""`mlflow-aca status`: resources, app URL, revision health and MLflow's /health (exit 4 when
+unhealthy or absent)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlflow_aca.cli.app import app
+from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import NotAvailableError
+from mlflow_aca.errors import UnhealthyError
 
 
-@command(app, "status", "Show every resource's state, the app URL, revision health and MLflow's /health.")
-def status(
-    run: Run,
-) -> None:
-    run.settings()
-    raise NotAvailableError("`mlflow-aca status` is not available in this version of mlflow-aca; "
-                            "nothing was changed.")
+@command(app, "status", "Show every resource's state, the app URL, revision health and MLflow's "
+         "/health; exit 4 when unhealthy or absent.")
+def status(run: Run) -> None:
+    from mlflow_aca import status as status_module
+
+    with run.azure() as ctx, run.progress("status") as reporter:
+        report = status_module.collect(ctx, reporter)
+    if not report["healthy"]:
+        if not run.json:
+            _print(run.stdout, report)
+        raise UnhealthyError(
+            "The deployment is unhealthy or absent: " + "; ".join(report["problems"]) + ".",
+            hint="`mlflow-aca up` creates or repairs it; `mlflow-aca deploy` redeploys the app.",
+            data=report,
+        )
+    run.succeed(report, lambda out: _print(out, report))
+
+
+def _print(out: Any, report: dict[str, Any]) -> None:
+    outcome_table(out, report, title="Resources")
+    app_data = report.get("app") or {}
+    if app_data.get("url"):
+        mlflow = app_data.get("mlflow") or {}
+        out.print(f"\nURL       {app_data['url']}", markup=False)
+        out.print(f"revision  {app_data.get('latest_revision')}: health {app_data.get('revision_health')}, "
+                  f"{app_data.get('revision_running_state')}; replicas {len(app_data.get('replicas') or [])}",
+                  markup=False)
+        out.print(f"MLflow    /health {mlflow.get('health') or mlflow.get('error')}, "
+                  f"version {mlflow.get('version')}", markup=False)
+    out.print("\n" + ("healthy" if report["healthy"] else "UNHEALTHY"), markup=False)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from mlflow_aca.cli.app import app
+from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import NotAvailableError
 
 
 @command(app, "teardown", "Delete the container app and its environment; SQL, storage, registry, "
@@ -19,6 +19,13 @@ def teardown(
                                               "resource the tool tagged (asks you to type the "
                                               "deployment name; --yes without a TTY).")] = False,
 ) -> None:
-    run.settings()
-    raise NotAvailableError("`mlflow-aca teardown` is not available in this version of "
-                            "mlflow-aca; nothing was deleted.")
+    from mlflow_aca import teardown as teardown_module
+
+    settings = run.settings()
+    if delete_data:
+        run.confirm(f"This deletes every experiment, run and artifact of deployment "
+                    f"{settings.name!r}, and all its resources.", expected=settings.name)
+    with run.azure() as ctx, run.progress("teardown") as reporter:
+        outcome = teardown_module.teardown(ctx, reporter, delete_data=delete_data)
+    data = {"delete_data": delete_data, **outcome.as_data()}
+    run.succeed(data, lambda out: outcome_table(out, data, title="Teardown"))

@@ -1,0 +1,82 @@
+"""Container Apps: managed environments, container apps and their revisions, jobs
+(Microsoft.App)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_aca.azure import rest
+from mlflow_aca.azure.arm import Kind
+from mlflow_aca.azure.session import AzureSession
+from mlflow_aca.redaction import register_secret
+
+ENVIRONMENT = Kind(
+    label="Container Apps environment",
+    client="apps",
+    get=lambda c, rg, name: c.managed_environments.get(rg, name),
+    put=lambda c, rg, name, body: c.managed_environments.begin_create_or_update(rg, name, body),
+    delete=lambda c, rg, name: c.managed_environments.begin_delete(rg, name),
+    model="azure.mgmt.appcontainers.models:ManagedEnvironment",
+)
+
+APP = Kind(
+    label="container app",
+    client="apps",
+    get=lambda c, rg, name: c.container_apps.get(rg, name),
+    put=lambda c, rg, name, body: c.container_apps.begin_create_or_update(rg, name, body),
+    delete=lambda c, rg, name: c.container_apps.begin_delete(rg, name),
+    model="azure.mgmt.appcontainers.models:ContainerApp",
+)
+
+JOB = Kind(
+    label="Container Apps job",
+    client="apps",
+    get=lambda c, rg, name: c.jobs.get(rg, name),
+    put=lambda c, rg, name, body: c.jobs.begin_create_or_update(rg, name, body),
+    delete=lambda c, rg, name: c.jobs.begin_delete(rg, name),
+    model="azure.mgmt.appcontainers.models:Job",
+)
+
+
+def app_secrets(session: AzureSession, resource_group: str, name: str) -> dict[str, str]:
+    """Secret values of an app (GET never returns them; listSecrets does)."""
+    client = session.client("apps")
+    listed = rest.run(f"list the secrets of container app {name}",
+                      lambda: client.container_apps.list_secrets(resource_group, name))
+    values = {item["name"]: item.get("value", "") for item in listed.get("value", [])}
+    for value in values.values():
+        register_secret(value)
+    return values
+
+
+def revisions(session: AzureSession, resource_group: str, app: str) -> list[dict[str, Any]]:
+    client = session.client("apps")
+    return _listed(f"list the revisions of container app {app}",
+                   lambda: client.container_apps_revisions.list_revisions(resource_group, app))
+
+
+def replicas(session: AzureSession, resource_group: str, app: str, revision: str) -> list[dict[str, Any]]:
+    client = session.client("apps")
+    return rest.run(
+        f"list the replicas of revision {revision}",
+        lambda: client.container_apps_revision_replicas.list_replicas(resource_group, app, revision),
+    ).get("value", [])
+
+
+def start_job(session: AzureSession, resource_group: str, job: str) -> dict[str, Any]:
+    """Start a manual job execution and return it once Azure has accepted it."""
+    client = session.client("apps")
+    return rest.run(f"start job {job}", lambda: client.jobs.begin_start(resource_group, job))
+
+
+def job_executions(session: AzureSession, resource_group: str, job: str) -> list[dict[str, Any]]:
+    client = session.client("apps")
+    return _listed(f"list the executions of job {job}",
+                   lambda: client.jobs_executions.list(resource_group, job))
+
+
+def _listed(action: str, call: Any) -> list[dict[str, Any]]:
+    from mlflow_aca.azure.errors import translate_errors
+
+    with translate_errors(action):
+        return [rest.to_rest(item) for item in call()]

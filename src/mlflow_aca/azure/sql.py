@@ -1,0 +1,43 @@
+"""Azure SQL servers, firewall rules and databases (Microsoft.Sql)."""
+
+from __future__ import annotations
+
+from mlflow_aca.azure import rest
+from mlflow_aca.azure.arm import Kind
+from mlflow_aca.azure.session import AzureSession
+
+SERVER = Kind(
+    label="SQL server",
+    client="sql",
+    get=lambda c, rg, name: c.servers.get(rg, name),
+    put=lambda c, rg, name, body: c.servers.begin_create_or_update(rg, name, body),
+    delete=lambda c, rg, name: c.servers.begin_delete(rg, name),
+    model="azure.mgmt.sql.models:Server",
+)
+
+FIREWALL_RULE = Kind(
+    label="SQL firewall rule",
+    client="sql",
+    get=lambda c, rg, server, name: c.firewall_rules.get(rg, server, name),
+    put=lambda c, rg, server, name, body: c.firewall_rules.create_or_update(rg, server, name, body),
+    delete=lambda c, rg, server, name: c.firewall_rules.delete(rg, server, name),
+    model="azure.mgmt.sql.models:FirewallRule",
+)
+
+DATABASE = Kind(
+    label="SQL database",
+    client="sql",
+    get=lambda c, rg, server, name: c.databases.get(rg, server, name),
+    put=lambda c, rg, server, name, body: c.databases.begin_create_or_update(rg, server, name, body),
+    delete=lambda c, rg, server, name: c.databases.begin_delete(rg, server, name),
+    model="azure.mgmt.sql.models:Database",
+)
+
+
+def server_name_available(session: AzureSession, name: str) -> tuple[bool, str]:
+    client = session.client("sql")
+    answer = rest.run(
+        f"check the SQL server name {name}",
+        lambda: client.servers.check_name_availability({"name": name, "type": "Microsoft.Sql/servers"}),
+    )
+    return bool(answer.get("available")), str(answer.get("message") or answer.get("reason") or "")

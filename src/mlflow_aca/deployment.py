@@ -1,0 +1,128 @@
+"""provision, deploy, plan and up: the desired-state graph of a deployment and its execution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_aca.azure.roles import ACR_PULL, STORAGE_BLOB_DATA_CONTRIBUTOR
+from mlflow_aca.azure.session import AzureSession
+from mlflow_aca.config import Settings
+from mlflow_aca.graph import Step, StepResult, run_graph
+from mlflow_aca.resources.app import ContainerApp
+from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources.environment import Environment
+from mlflow_aca.resources.group import ResourceGroup
+from mlflow_aca.resources.identity import Identity
+from mlflow_aca.resources.registry import Registry
+from mlflow_aca.resources.roles import RoleAssignment
+from mlflow_aca.resources.sql import SqlDatabase, SqlServer, firewall_rules
+from mlflow_aca.resources.storage import BlobContainer, BlobService, StorageAccount
+from mlflow_aca.resources.workspace import Workspace
+
+# What the app needs to exist before its first revision can start.
+APP_PREREQUISITES = ("identity", "registry", "environment", "storage_account", "blob_container",
+                     "sql_database")
+
+
+def connect(settings: Settings, *, dry_run: bool = False) -> Context:
+    """A context for one command: the cloud (a custom cloud's metadata is read here), the
+    subscription and a lazily authenticated Azure session."""
+    cloud = settings.cloud_info()
+    session = AzureSession(cloud, settings.require_subscription(), poll_interval=settings.poll_interval)
+    return Context(settings=settings, cloud=cloud, session=session, dry_run=dry_run)
+
+
+def role_assignments() -> list[RoleAssignment]:
+    return [
+        RoleAssignment("role_blob_data", STORAGE_BLOB_DATA_CONTRIBUTOR, "Storage Blob Data Contributor",
+                       "storage_account"),
+        RoleAssignment("role_acr_pull", ACR_PULL, "AcrPull", "registry"),
+    ]
+
+
+def infrastructure(ctx: Context) -> list[Resource]:
+    """Every resource `provision` converges, in no particular order: the graph orders them."""
+    return [
+        ResourceGroup(), Identity(), Workspace(), StorageAccount(), BlobService(), BlobContainer(),
+        Registry(), SqlServer(), *firewall_rules(ctx), SqlDatabase(), Environment(),
+        *role_assignments(),
+    ]
+
+
+def provision_steps(ctx: Context) -> list[Step]:
+    return [resource.step(ctx) for resource in infrastructure(ctx)]
+
+
+def deploy_steps(ctx: Context, app: ContainerApp) -> list[Step]:
+    """Look up what provision made (absence is an error), ensure the app's role grants, then the app."""
+    by_key = {resource.key: resource for resource in infrastructure(ctx)}
+    steps = [by_key[key].step(ctx, "lookup", deps=()) for key in APP_PREREQUISITES]
+    steps += [role.step(ctx) for role in role_assignments()]
+    return steps + [app.step(ctx)]
+
+
+@dataclass
+class Outcome:
+    """What a converging command reports: each step's result, and the app's URL if known."""
+
+    results: dict[str, StepResult]
+    labels: dict[str, str]
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_data(self) -> dict[str, Any]:
+        resources = [
+            {"key": key, "resource": self.labels.get(key, key), "outcome": result.outcome,
+             "detail": result.detail, "changes": result.data.get("changes", [])}
+            for key, result in self.results.items()
+        ]
+        data: dict[str, Any] = {"resources": resources}
+        fqdn = self.outputs.get("app", {}).get("fqdn")
+        if fqdn:
+            data["url"] = f"https://{fqdn}"
+        return data
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for r in self.results.values() if r.outcome in ("created", "updated", "deleted"))
+
+
+def execute(ctx: Context, steps: Iterable[Step], reporter: Any) -> Outcome:
+    steps = list(steps)
+    results = run_graph(steps, reporter=reporter, concurrency=ctx.settings.concurrency)
+    labels = {step.key: step.label for step in steps}
+    return Outcome(results={s.key: results[s.key] for s in steps}, labels=labels, outputs=ctx.outputs)
+
+
+def provision(ctx: Context, reporter: Any) -> Outcome:
+    return execute(ctx, provision_steps(ctx), reporter)
+
+
+def deploy(ctx: Context, reporter: Any, *, image: str | None = None) -> Outcome:
+    return execute(ctx, deploy_steps(ctx, ContainerApp(image)), reporter)
+
+
+def up(ctx: Context, reporter: Any, *, image_steps: list[Step] | None = None,
+       image: str | None = None) -> Outcome:
+    """provision + deploy as one graph: the app waits only for what it needs, and image work
+    (when given) overlaps provisioning."""
+    image_steps = image_steps or []
+    app = ContainerApp(image, image_step=image_steps[-1].key if image_steps else None)
+    return execute(ctx, provision_steps(ctx) + image_steps + [app.step(ctx)], reporter)
+
+
+def plan_provision(ctx: Context, reporter: Any) -> Outcome:
+    assert ctx.dry_run, "a plan needs a dry-run context"
+    return execute(ctx, provision_steps(ctx), reporter)
+
+
+def plan(ctx: Context, reporter: Any, *, image: str | None = None) -> Outcome:
+    """provision + deploy read-only: every resource's create / update (fields) / ok."""
+    assert ctx.dry_run, "plan needs a dry-run context"
+    return execute(ctx, provision_steps(ctx) + [ContainerApp(image).step(ctx)], reporter)
+
+
+def close(ctx: Context) -> None:
+    session: AzureSession = ctx.session
+    session.close()

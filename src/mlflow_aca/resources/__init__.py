@@ -1,0 +1,1 @@
+"""One module per resource kind: its desired state (pure) and how it is converged."""

@@ -1,0 +1,297 @@
+"""The container app running `mlflow server`: the spec (a pure function of the configuration and
+the provisioned resources), and its convergence, which waits for a healthy revision."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_aca.azure import apps as azure_apps
+from mlflow_aca.config import Settings
+from mlflow_aca.errors import OperationError
+from mlflow_aca.graph import StepResult
+from mlflow_aca.resources import sql
+from mlflow_aca.resources.base import Context, Pending, Resource
+from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
+from mlflow_aca.resources.util import dig
+
+PORT = 5000
+CONTAINER_NAME = "mlflow"
+BACKEND_SECRET = "backend-store-uri"
+HEALTH_PATH = "/health"
+# Azure SQL closes idle connections after about 30 minutes: recycle pooled ones before that.
+POOL_RECYCLE_SECONDS = 1200
+
+
+@dataclass(frozen=True)
+class AppInputs:
+    """Everything the spec needs from resources that exist before the app."""
+
+    image: str
+    identity_id: str
+    identity_client_id: str
+    environment_id: str
+    registry_server: str
+    fqdn: str
+    backend_store_uri: str
+    artifacts_destination: str
+
+
+def allowed_hosts(fqdn: str, app_name: str) -> list[str]:
+    """Hosts MLflow's DNS-rebinding check must admit. The variable replaces MLflow's defaults,
+    so loopback (in-container calls) and the app's in-environment names are listed too. Health
+    probes call /health, which the check exempts."""
+    hosts = [fqdn, f"{fqdn}:*", app_name, f"{app_name}:*", "localhost", "localhost:*",
+             "127.0.0.1", "127.0.0.1:*"]
+    domain = fqdn.split(".", 1)[1] if "." in fqdn else ""
+    if domain:
+        internal = f"{app_name}.internal.{domain}"
+        hosts[2:2] = [internal, f"{internal}:*"]
+    return hosts
+
+
+def server_environment(settings: Settings, inputs: AppInputs) -> list[dict[str, Any]]:
+    """The server's configuration, all through MLflow's own environment variables."""
+    backend: dict[str, Any] = (
+        {"name": "MLFLOW_BACKEND_STORE_URI", "secretRef": BACKEND_SECRET}
+        if settings.sql_auth == "password"
+        else {"name": "MLFLOW_BACKEND_STORE_URI", "value": inputs.backend_store_uri}
+    )
+    app_name = settings.names.app
+    return [
+        backend,
+        {"name": "MLFLOW_ARTIFACTS_DESTINATION", "value": inputs.artifacts_destination},
+        {"name": "MLFLOW_SERVE_ARTIFACTS", "value": "true"},
+        # DefaultAzureCredential in the container picks the user-assigned identity by this.
+        {"name": "AZURE_CLIENT_ID", "value": inputs.identity_client_id},
+        {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": ",".join(allowed_hosts(inputs.fqdn, app_name))},
+        {"name": "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "value": f"https://{inputs.fqdn}"},
+        {"name": "MLFLOW_WORKERS", "value": str(settings.server_workers)},
+        {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION",
+         "value": "true" if settings.job_execution_enabled else "false"},
+        {"name": "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "value": str(POOL_RECYCLE_SECONDS)},
+    ]
+
+
+def probes() -> list[dict[str, Any]]:
+    check = {"path": HEALTH_PATH, "port": PORT, "scheme": "HTTP"}
+    return [
+        # Generous start-up: the first start creates MLflow's schema, and a paused serverless
+        # database takes about a minute to resume.
+        {"type": "Startup", "httpGet": check, "initialDelaySeconds": 10, "periodSeconds": 20,
+         "timeoutSeconds": 5, "failureThreshold": 10},
+        {"type": "Readiness", "httpGet": check, "periodSeconds": 10, "timeoutSeconds": 5,
+         "failureThreshold": 3},
+        {"type": "Liveness", "httpGet": check, "periodSeconds": 30, "timeoutSeconds": 5,
+         "failureThreshold": 3},
+    ]
+
+
+def container_app_spec(settings: Settings, inputs: AppInputs, tags: dict[str, str]) -> dict[str, Any]:
+    """The container app as Azure Resource Manager receives it."""
+    secrets = ([{"name": BACKEND_SECRET, "value": inputs.backend_store_uri}]
+               if settings.sql_auth == "password" else [])
+    return {
+        "location": settings.location,
+        "tags": tags,
+        "identity": {"type": "UserAssigned", "userAssignedIdentities": {inputs.identity_id: {}}},
+        "properties": {
+            "managedEnvironmentId": inputs.environment_id,
+            "workloadProfileName": CONSUMPTION_PROFILE,
+            "configuration": {
+                "activeRevisionsMode": "Single",
+                "ingress": {
+                    "external": True,
+                    "targetPort": PORT,
+                    "transport": "auto",
+                    "allowInsecure": False,
+                    "ipSecurityRestrictions": [
+                        {"name": f"allow-{index}", "ipAddressRange": cidr, "action": "Allow"}
+                        for index, cidr in enumerate(settings.allowed_ips, start=1)
+                    ],
+                },
+                "registries": [{"server": inputs.registry_server, "identity": inputs.identity_id}],
+                "secrets": secrets,
+            },
+            "template": {
+                "containers": [{
+                    "name": CONTAINER_NAME,
+                    "image": inputs.image,
+                    "command": ["mlflow"],
+                    "args": ["server", "--host", "0.0.0.0", "--port", str(PORT)],
+                    "env": server_environment(settings, inputs),
+                    "resources": {"cpu": settings.cpu, "memory": settings.memory},
+                    "probes": probes(),
+                }],
+                "scale": {"minReplicas": settings.min_replicas, "maxReplicas": settings.max_replicas},
+            },
+        },
+    }
+
+
+class ContainerApp(Resource):
+    key = "app"
+    kind = azure_apps.APP
+    deps = ("identity", "registry", "environment", "storage_account", "sql_database",
+            "role_acr_pull", "role_blob_data", "blob_container")
+
+    def __init__(self, image: str | None = None, *, image_step: str | None = None) -> None:
+        self.image = image
+        self.image_step = image_step
+        if image_step:
+            self.deps = (*self.deps, image_step)
+
+    def ids(self, ctx: Context) -> tuple[str, ...]:
+        return (ctx.names.resource_group, ctx.names.app)
+
+    def image_reference(self, ctx: Context) -> str:
+        if self.image:
+            return self.image
+        if self.image_step:
+            return str(ctx.output(self.image_step, "reference"))
+        from mlflow_aca.template import render_image
+
+        rendered = render_image(ctx.settings)
+        return f"{ctx.output('registry', 'login_server')}/{rendered.reference}"
+
+    def predicted_fqdn(self, ctx: Context) -> str:
+        # External ingress FQDN is <app>.<environment default domain>: known before the app exists,
+        # so the allowed-hosts list is right in the first revision.
+        domain = ctx.output("environment", "default_domain")
+        return f"{ctx.names.app}.{domain}"
+
+    def inputs(self, ctx: Context, fqdn: str) -> AppInputs:
+        settings, cloud = ctx.settings, ctx.cloud
+        password = ctx.private.get(sql.PASSWORD_KEY)
+        if settings.sql_auth == "password" and password is None:
+            password = "<password>"  # only in a dry run: ensure_password_known ran otherwise
+        return AppInputs(
+            image=self.image_reference(ctx),
+            identity_id=str(ctx.output("identity", "id")),
+            identity_client_id=str(ctx.output("identity", "client_id")),
+            environment_id=str(ctx.output("environment", "id")),
+            registry_server=str(ctx.output("registry", "login_server")),
+            fqdn=fqdn,
+            backend_store_uri=settings.backend_store_uri(
+                cloud, client_id=str(ctx.output("identity", "client_id")), password=password),
+            artifacts_destination=settings.artifacts_destination(cloud),
+        )
+
+    def desired(self, ctx: Context, fqdn: str | None = None) -> dict[str, Any]:
+        return container_app_spec(ctx.settings, self.inputs(ctx, fqdn or self.predicted_fqdn(ctx)), ctx.tags)
+
+    def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": state.get("id"),
+            "fqdn": dig(state, "properties.configuration.ingress.fqdn"),
+            "latest_revision": dig(state, "properties.latestRevisionName"),
+        }
+
+    def read_with_secrets(self, ctx: Context) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        current = self.read(ctx)
+        if current is None or ctx.dry_run and isinstance(ctx.output("environment", "id"), Pending):
+            return current, {}
+        return current, azure_apps.app_secrets(ctx.session, *self.ids(ctx))
+
+    def ensure(self, ctx: Context) -> StepResult:
+        current, secrets = self.read_with_secrets(ctx)
+        stored_uri = secrets.get(BACKEND_SECRET)
+        reset = sql.ensure_password_known(ctx, sql.SqlServer(), _password_from_uri(stored_uri))
+        desired = self.desired(ctx)
+        if current is None:
+            if ctx.dry_run:
+                return StepResult("create", reset.detail if reset else "")
+            state = self.create(ctx, desired)
+            outcome, fields = "created", []
+        else:
+            fields = self.changes(ctx, desired, _with_secret_values(current, secrets))
+            if ctx.dry_run:
+                return StepResult("update" if fields else "ok", ", ".join(fields), {"changes": fields})
+            state = self.update(ctx, desired, current) if fields else current
+            outcome = "updated" if fields else "ok"
+        state = self._correct_fqdn(ctx, state)
+        self._publish(ctx, state)
+        revision = wait_for_healthy_revision(ctx, self)
+        detail = ", ".join(filter(None, [", ".join(fields), f"revision {revision} healthy",
+                                         reset.detail if reset else ""]))
+        return StepResult(outcome, detail, {"changes": fields, "revision": revision})
+
+    def _correct_fqdn(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+        actual = dig(state, "properties.configuration.ingress.fqdn")
+        if not actual or actual == self.predicted_fqdn(ctx):
+            return state
+        # Azure chose another host name than predicted: the allowed hosts must follow it.
+        return self.update(ctx, self.desired(ctx, fqdn=actual), state)
+
+
+def _with_secret_values(current: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The app as Azure holds it, secret values included (GET omits them; listSecrets has them)."""
+    configuration = dig(current, "properties.configuration") or {}
+    secrets = [{**item, "value": values.get(item.get("name"), "")}
+               for item in configuration.get("secrets") or []]
+    return {**current, "properties": {**current.get("properties", {}),
+                                      "configuration": {**configuration, "secrets": secrets}}}
+
+
+def _password_from_uri(uri: str | None) -> str | None:
+    if not uri:
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(uri).password
+    return unquote(password) if password else None
+
+
+def wait_for_healthy_revision(ctx: Context, app: ContainerApp) -> str:
+    """Poll until the app's latest revision is healthy; fail with Azure's reason if it cannot be."""
+    settings = ctx.settings
+    deadline = time.monotonic() + settings.timeout_minutes * 60
+    resource_group, name = app.ids(ctx)
+    last = "no revision yet"
+    while True:
+        state = app.read(ctx) or {}
+        latest = dig(state, "properties.latestRevisionName")
+        revision = next((r for r in azure_apps.revisions(ctx.session, resource_group, name)
+                         if r.get("name") == latest), None) if latest else None
+        if revision is not None:
+            props = revision.get("properties", {})
+            health, running = props.get("healthState"), props.get("runningState")
+            provisioning = props.get("provisioningState")
+            if provisioning == "Failed" or running == "Failed":
+                raise OperationError(
+                    f"Revision {latest} failed: {props.get('provisioningError') or running}. "
+                    f"{_replica_summary(ctx, resource_group, name, latest)}",
+                    code="RevisionFailed",
+                    hint="Check the image and the app's logs in the Log Analytics workspace "
+                    "(ContainerAppConsoleLogs_CL); fix and rerun `mlflow-aca deploy`.",
+                )
+            if health == "Healthy" and provisioning in (None, "Provisioned"):
+                return str(latest)
+            last = f"revision {latest}: provisioning {provisioning}, running {running}, health {health}"
+        if time.monotonic() >= deadline:
+            detail = _replica_summary(ctx, resource_group, name, latest) if latest else ""
+            raise OperationError(
+                f"The app did not become healthy within {settings.timeout_minutes} minutes "
+                f"({last}). {detail}".strip(),
+                code="RevisionUnhealthy",
+                hint="Check the app's logs in the Log Analytics workspace; raise timeout_minutes "
+                "if start-up is just slow.",
+            )
+        time.sleep(settings.poll_interval)
+
+
+def _replica_summary(ctx: Context, resource_group: str, app: str, revision: str) -> str:
+    listed = azure_apps.replicas(ctx.session, resource_group, app, revision)
+    if not listed:
+        return "No replicas are running."
+    parts = []
+    for replica in listed:
+        props = replica.get("properties", {})
+        containers = props.get("containers") or []
+        restarts = sum(int(c.get("restartCount") or 0) for c in containers)
+        details = "; ".join(str(c.get("runningStateDetails")) for c in containers if c.get("runningStateDetails"))
+        parts.append(f"{replica.get('name')}: {props.get('runningState')}, {restarts} restarts"
+                     + (f" ({details})" if details else ""))
+    return "Replicas: " + "; ".join(parts) + "."
+

@@ -1,0 +1,219 @@
+"""What every managed resource has in common: a desired state built from the configuration
+(pure, REST-shaped), a read, and the "ensure" that compares the two and writes only when
+something differs. Plan, provision, deploy, status and teardown all go through it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_aca.azure import arm
+from mlflow_aca.azure.arm import Kind
+from mlflow_aca.azure.session import AzureSession
+from mlflow_aca.cloud import Cloud
+from mlflow_aca.config import Names, Settings
+from mlflow_aca.errors import OperationError
+from mlflow_aca.graph import Step, StepResult
+
+MANAGED_BY = ("managed-by", "mlflow-aca")
+DEPLOYMENT_TAG = "mlflow-aca-deployment"
+
+
+class Pending(str):
+    """A value that only exists once a planned resource is created (shown in plans)."""
+
+
+@dataclass
+class Context:
+    """What resource steps share during one command: configuration, the Azure session, and the
+    outputs of steps that already finished (ids, keys, host names)."""
+
+    settings: Settings
+    cloud: Cloud
+    session: AzureSession
+    dry_run: bool = False
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Values handed from one step to another inside this process only (e.g. a generated
+    # password between provision and deploy in `up`); never printed.
+    private: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def names(self) -> Names:
+        return self.settings.names
+
+    @property
+    def subscription_id(self) -> str:
+        return self.settings.require_subscription()
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.settings.tags_for_resources
+
+    def publish(self, key: str, values: dict[str, Any]) -> None:
+        with self._lock:
+            self.outputs[key] = values
+
+    def output(self, key: str, name: str) -> Any:
+        """An output of a finished step; in a dry run, a placeholder for a planned resource."""
+        with self._lock:
+            values = self.outputs.get(key, {})
+        value = values.get(name)
+        if value is None:
+            if self.dry_run:
+                return Pending(f"<{key}.{name}>")
+            raise OperationError(f"{key} has no {name} yet.", code="MissingDependency")
+        return value
+
+    def resource_group_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.names.resource_group}"
+
+
+class Resource:
+    """One Azure resource the tool owns. Subclasses describe it; this class converges it."""
+
+    key: str = ""
+    kind: Kind
+    deps: tuple[str, ...] = ()
+    # REST paths whose values Azure does not return (write-only) or manages itself.
+    ignored: tuple[str, ...] = ()
+
+    # --- description (override) ------------------------------------------------------------
+    def ids(self, ctx: Context) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+        """What dependents need from this resource once it exists."""
+        return {"id": state.get("id")}
+
+    def label(self, ctx: Context) -> str:
+        return f"{self.kind.label} {self.ids(ctx)[-1]}"
+
+    # --- behaviour (override where Azure needs it) ------------------------------------------
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        return arm.read(ctx.session, self.kind, *self.ids(ctx))
+
+    def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+        return arm.write(ctx.session, self.kind, *self.ids(ctx), body=body)
+
+    def update(self, ctx: Context, body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        return arm.write(ctx.session, self.kind, *self.ids(ctx), body=body)
+
+    def delete(self, ctx: Context) -> bool:
+        return arm.remove(ctx.session, self.kind, *self.ids(ctx))
+
+    def changes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
+        return changed_paths(desired, current, ignored=self.ignored)
+
+    # --- the verbs every command uses -------------------------------------------------------
+    def ensure(self, ctx: Context) -> StepResult:
+        current = self.read(ctx)
+        desired = self.desired(ctx)
+        if current is None:
+            if ctx.dry_run:
+                self._publish(ctx, _pending_state(desired))
+                return StepResult("create", "", {"changes": ["(new)"]})
+            state = self.create(ctx, desired)
+            self._publish(ctx, state)
+            return StepResult("created")
+        fields = self.changes(ctx, desired, current)
+        if fields and not ctx.dry_run:
+            current = self.update(ctx, desired, current)
+        self._publish(ctx, current)
+        if not fields:
+            return StepResult("ok")
+        return StepResult("update" if ctx.dry_run else "updated", ", ".join(fields),
+                          {"changes": fields})
+
+    def lookup(self, ctx: Context) -> StepResult:
+        """Read a resource another command provisioned; its absence is an error."""
+        current = self.read(ctx)
+        if current is None:
+            if ctx.dry_run:
+                self._publish(ctx, _pending_state(self.desired(ctx)))
+                return StepResult("create", "created by provision")
+            raise OperationError(
+                f"The {self.label(ctx)} does not exist.",
+                code="NotProvisioned",
+                hint="Run `mlflow-aca provision` first (or `mlflow-aca up`).",
+            )
+        self._publish(ctx, current)
+        return StepResult("ok")
+
+    def step(self, ctx: Context, mode: str = "ensure", deps: tuple[str, ...] | None = None) -> Step:
+        run = {"ensure": self.ensure, "lookup": self.lookup}[mode]
+        return Step(self.key, self.label(ctx), lambda: run(ctx), self.deps if deps is None else deps)
+
+    def _publish(self, ctx: Context, state: dict[str, Any]) -> None:
+        ctx.publish(self.key, self.publish(ctx, state))
+
+
+def tagged_by_us(state: dict[str, Any] | None, deployment: str) -> bool:
+    tags = (state or {}).get("tags") or {}
+    return tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get(DEPLOYMENT_TAG) == deployment
+
+
+def changed_paths(desired: Any, current: Any, *, ignored: tuple[str, ...] = (), path: str = "") -> list[str]:
+    """Dotted paths where `desired` differs from `current`.
+
+    Desired state is a subset: keys Azure adds (ids, provisioning state, defaults) are not
+    differences. Resource ids and locations compare case-insensitively, as Azure treats them.
+    """
+    if path in ignored or _matches_ignored(path, ignored):
+        return []
+    if isinstance(desired, Pending):
+        return []
+    if isinstance(desired, dict):
+        if not isinstance(current, dict):
+            return [path or "(root)"]
+        found: list[str] = []
+        for key, value in desired.items():
+            found += changed_paths(value, _get_key(current, key), ignored=ignored,
+                                   path=f"{path}.{key}" if path else key)
+        return found
+    if isinstance(desired, list):
+        if not desired and not current:
+            return []  # Azure reports an empty list as absent
+        if not isinstance(current, list) or len(desired) != len(current):
+            return [path]
+        found = []
+        for index, (want, have) in enumerate(zip(desired, current, strict=True)):
+            found += changed_paths(want, have, ignored=ignored, path=f"{path}[{index}]")
+        return found
+    return [] if _same_scalar(path, desired, current) else [path]
+
+
+def _get_key(mapping: dict[str, Any], key: str) -> Any:
+    if key in mapping:
+        return mapping[key]
+    if key.startswith("/subscriptions/"):  # resource ids used as keys (identity maps)
+        return next((v for k, v in mapping.items() if k.lower() == key.lower()), None)
+    return None
+
+
+def _same_scalar(path: str, desired: Any, current: Any) -> bool:
+    if isinstance(desired, str) and isinstance(current, str):
+        leaf = path.rsplit(".", 1)[-1]
+        if leaf == "location":
+            return desired.replace(" ", "").lower() == current.replace(" ", "").lower()
+        if desired.startswith("/subscriptions/") or leaf.endswith("Id") and "/" in desired:
+            return desired.lower() == current.lower()
+    if isinstance(desired, bool) or isinstance(current, bool):
+        return desired is current
+    return desired == current
+
+
+def _matches_ignored(path: str, ignored: tuple[str, ...]) -> bool:
+    import re
+
+    normalised = re.sub(r"\[\d+\]", "[*]", path)
+    return normalised in ignored
+
+
+def _pending_state(desired: dict[str, Any]) -> dict[str, Any]:
+    return {**desired, "id": Pending("<new id>")}

@@ -1,0 +1,80 @@
+"""Role assignments for the app's identity, named deterministically so reruns never duplicate,
+and patient with Entra ID's replication delay after the identity is created."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlflow_aca.azure import roles as azure_roles
+from mlflow_aca.errors import OperationError
+from mlflow_aca.graph import StepResult
+from mlflow_aca.resources.base import Context, Resource
+
+# Entra ID replication after a new identity usually takes seconds to a few minutes.
+PRINCIPAL_RETRIES = 12
+
+
+class RoleAssignment(Resource):
+    kind = azure_roles.ROLE_ASSIGNMENT
+
+    def __init__(self, key: str, role_id: str, role_name: str, target: str) -> None:
+        self.key = key
+        self.role_id = role_id
+        self.role_name = role_name
+        self.target = target  # the key of the resource the role is scoped to
+        self.deps = ("identity", target)
+
+    def scope(self, ctx: Context) -> str:
+        return str(ctx.output(self.target, "id"))
+
+    def principal(self, ctx: Context) -> str:
+        return str(ctx.output("identity", "principal_id"))
+
+    def ids(self, ctx: Context) -> tuple[str, ...]:
+        scope = self.scope(ctx)
+        return (scope, azure_roles.assignment_name(scope, self.role_id, self.principal(ctx)))
+
+    def label(self, ctx: Context) -> str:
+        return f"role {self.role_name} for {ctx.names.identity}"
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {
+            "properties": {
+                "roleDefinitionId": azure_roles.role_definition_path(ctx.subscription_id, self.role_id),
+                "principalId": self.principal(ctx),
+                "principalType": "ServicePrincipal",
+            }
+        }
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        if ctx.dry_run and ctx.outputs.get(self.target, {}).get("id") is None:
+            return None  # the scope itself is still to be created
+        return super().read(ctx)
+
+    def ensure(self, ctx: Context) -> StepResult:
+        current = self.read(ctx)
+        if current is not None:
+            return StepResult("ok")
+        if ctx.dry_run:
+            return StepResult("create")
+        return self._create_when_replicated(ctx)
+
+    def _create_when_replicated(self, ctx: Context) -> StepResult:
+        body = self.desired(ctx)
+        for attempt in range(PRINCIPAL_RETRIES):
+            try:
+                self.create(ctx, body)
+                return StepResult("created")
+            except OperationError as error:
+                if error.code == "RoleAssignmentExists":
+                    # Same principal, role and scope under another name: already granted.
+                    return StepResult("ok", "granted earlier under another name")
+                if error.code != "PrincipalNotFound" or attempt == PRINCIPAL_RETRIES - 1:
+                    raise
+                time.sleep(_backoff(ctx.settings.poll_interval, attempt))
+        raise AssertionError("unreachable")
+
+
+def _backoff(poll_interval: float, attempt: int) -> float:
+    return min(poll_interval * (2 ** attempt) / 2, 60.0)

@@ -1,0 +1,107 @@
+"""`status`: every resource's state, the app's URL and revision health, and MLflow's own
+/health and /version over HTTPS — read-only, for people and for monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_aca.azure import apps as azure_apps
+from mlflow_aca.deployment import infrastructure
+from mlflow_aca.graph import Step, StepResult, run_graph
+from mlflow_aca.resources.app import HEALTH_PATH, ContainerApp
+from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources.roles import RoleAssignment
+from mlflow_aca.resources.util import dig
+
+HTTP_TIMEOUT = 10.0
+_GOOD_STATES = (None, "Succeeded", "Provisioned")
+
+
+def collect(ctx: Context, reporter: Any) -> dict[str, Any]:
+    """Read everything (concurrently); decide healthy or not. Writes nothing."""
+    resources = [r for r in infrastructure(ctx) if not isinstance(r, RoleAssignment)]
+    app = ContainerApp()
+    steps = [_observe(ctx, resource) for resource in resources]
+    steps.append(Step("app", f"container app {ctx.names.app}", lambda: _observe_app(ctx, app)))
+    results = run_graph(steps, reporter=reporter, concurrency=ctx.settings.concurrency)
+    rows = [
+        {"key": step.key, "resource": step.label, "state": results[step.key].outcome,
+         "detail": results[step.key].detail}
+        for step in steps
+    ]
+    app_data = results["app"].data
+    problems = [f"{row['resource']}: {row['state']}" + (f" ({row['detail']})" if row["detail"] else "")
+                for row in rows if row["state"] != "present"]
+    problems += app_data.pop("problems", [])
+    return {"healthy": not problems, "problems": problems, "resources": rows, "app": app_data}
+
+
+def _observe(ctx: Context, resource: Resource) -> Step:
+    def run() -> StepResult:
+        state = resource.read(ctx)
+        if state is None:
+            return StepResult("absent")
+        provisioning = dig(state, "properties.provisioningState")
+        if provisioning not in _GOOD_STATES:
+            return StepResult(str(provisioning).lower(), f"provisioning state {provisioning}")
+        return StepResult("present", provisioning or "")
+
+    # Status reads every resource independently: a missing parent shows as absent, not skipped.
+    return Step(resource.key, resource.label(ctx), run)
+
+
+def _observe_app(ctx: Context, app: ContainerApp) -> StepResult:
+    state = app.read(ctx)
+    if state is None:
+        return StepResult("absent", "", {"problems": []})
+    resource_group, name = app.ids(ctx)
+    props = state.get("properties", {})
+    fqdn = dig(props, "configuration.ingress.fqdn")
+    latest = props.get("latestRevisionName")
+    revision = next((r for r in azure_apps.revisions(ctx.session, resource_group, name)
+                     if r.get("name") == latest), {}) if latest else {}
+    rev = revision.get("properties", {})
+    replicas = [
+        {"name": r.get("name"), "running_state": dig(r, "properties.runningState"),
+         "restarts": sum(int(c.get("restartCount") or 0) for c in dig(r, "properties.containers") or [])}
+        for r in (azure_apps.replicas(ctx.session, resource_group, name, latest) if latest else [])
+    ]
+    data: dict[str, Any] = {
+        "url": f"https://{fqdn}" if fqdn else None,
+        "provisioning_state": props.get("provisioningState"),
+        "running_status": props.get("runningStatus"),
+        "latest_revision": latest,
+        "latest_ready_revision": props.get("latestReadyRevisionName"),
+        "revision_health": rev.get("healthState"),
+        "revision_running_state": rev.get("runningState"),
+        "replicas": replicas,
+        "image": (dig(props, "template.containers") or [{}])[0].get("image"),
+    }
+    problems = []
+    if props.get("provisioningState") not in _GOOD_STATES:
+        problems.append(f"app provisioning state {props.get('provisioningState')}")
+    if rev.get("healthState") != "Healthy":
+        problems.append(f"revision {latest} health {rev.get('healthState')}"
+                        f" (running state {rev.get('runningState')})")
+    data["mlflow"] = probe_mlflow(fqdn) if fqdn else {"reachable": False, "error": "no ingress FQDN"}
+    if data["mlflow"].get("health") != "OK":
+        problems.append(f"MLflow /health: {data['mlflow'].get('error') or data['mlflow'].get('health')}")
+    data["problems"] = problems
+    return StepResult("present", f"revision {latest}: {rev.get('healthState')}", data)
+
+
+def probe_mlflow(fqdn: str) -> dict[str, Any]:
+    """MLflow's /health and /version over HTTPS (honours REQUESTS_CA_BUNDLE and HTTPS_PROXY)."""
+    import requests
+
+    result: dict[str, Any] = {"reachable": False, "health": None, "version": None, "error": None}
+    try:
+        health = requests.get(f"https://{fqdn}{HEALTH_PATH}", timeout=HTTP_TIMEOUT)
+        result["reachable"] = True
+        result["health"] = health.text.strip() if health.status_code == 200 else f"HTTP {health.status_code}"
+        version = requests.get(f"https://{fqdn}/version", timeout=HTTP_TIMEOUT)
+        if version.status_code == 200:
+            result["version"] = version.text.strip()
+    except requests.RequestException as exc:
+        result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return result

@@ -1,0 +1,180 @@
+"""Control API: how tests steer the stand-in and read what happened.
+
+`Control` holds the operations; the in-process handle (`Standin`) inherits them, and the
+same operations are served over HTTP as `POST /_standin/<operation>` with a JSON object of
+keyword arguments, answered `{"result": ...}`. `RemoteStandin` is the client for a stand-in
+running in another process (`python -m tests.standin`). Control paths need no token and never
+collide with ARM paths, which all start with /subscriptions, /metadata or /msi.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import ssl
+import urllib.request
+from dataclasses import asdict
+from typing import Any
+
+from .arm import Request, Response
+from .faults import Fault
+from .latency import parse_scale
+from .providers import containerapps
+
+
+class Control:
+    """Operations shared by the in-process handle and the HTTP control path."""
+
+    app: Any   # StandinApp
+
+    OPERATIONS = ("reset", "info", "add_fault", "clear_faults", "faults", "requests", "clear_requests",
+                  "resources", "resource", "set_latency", "set_replication_delay", "unregister_provider",
+                  "take_name", "set_revision_state", "set_job_execution_outcome", "set_app_endpoint",
+                  "issue_token")
+
+    def reset(self) -> None:
+        """Forget every resource, fault, log entry and setting (latency is kept)."""
+        self.app.store.reset()
+        self.app.faults.clear()
+        self.app.log.clear()
+
+    def info(self) -> dict:
+        app = self.app
+        return {"arm_endpoint": app.base_url, "subscription_id": app.subscription_id, "tenant_id": app.tenant_id,
+                "audience": app.tokens.audiences[0], "operator_principal_id": app.operator["principal_id"],
+                "operator_client_id": app.operator["client_id"], "latency_scale": app.latency.scale}
+
+    # -- faults --------------------------------------------------------------------------------------
+    def add_fault(self, fault: Fault | dict | None = None, **fields) -> None:
+        """Queue a fault: a `Fault` (see faults.py for ready-made ones) or its fields."""
+        if isinstance(fault, dict):
+            fields = {**fault, **fields}
+            fault = None
+        self.app.faults.add(fault or Fault(**fields))
+
+    def clear_faults(self) -> None:
+        self.app.faults.clear()
+
+    def faults(self) -> list[dict]:
+        """Faults still queued, with the times they have left."""
+        return self.app.faults.pending()
+
+    # -- request log ---------------------------------------------------------------------------------
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict]:
+        """Logged requests, oldest first; `path` is a case-insensitive substring filter."""
+        return [e for e in self.app.log.entries()
+                if (method is None or e["method"] == method.upper())
+                and (path is None or path.lower() in e["path"].lower())]
+
+    def clear_requests(self) -> None:
+        self.app.log.clear()
+
+    # -- state ---------------------------------------------------------------------------------------
+    def resources(self, type: str | None = None) -> list[dict]:  # noqa: A002 - ARM's own word
+        """Stored resources as GET would show them, plus `write_only`: names of the values kept aside."""
+        with self.app.store.lock:
+            self.app.store.settle()
+            return [self._view(r) for r in list(self.app.store.resources.values())
+                    if type is None or r.type.lower() == type.lower()]
+
+    def resource(self, id: str) -> dict | None:  # noqa: A002
+        with self.app.store.lock:
+            self.app.store.settle()
+            res = self.app.store.get(id)
+            return self._view(res) if res else None
+
+    @staticmethod
+    def _view(res) -> dict:
+        return {**json.loads(json.dumps(res.doc)), "write_only": sorted(res.secrets)}
+
+    def set_latency(self, scale: float | str) -> None:
+        """Scale real durations: 0 (instant), a float, "real" or "real/100"."""
+        self.app.latency.scale = parse_scale(str(scale))
+
+    def set_replication_delay(self, count: int) -> None:
+        """Answer PrincipalNotFound to the first `count` role assignments for each identity created from now on."""
+        self.app.store.replication_delay = int(count)
+
+    def unregister_provider(self, namespace: str) -> None:
+        """Requests to `namespace` get 409 MissingSubscriptionRegistration until it is registered."""
+        self.app.store.unregistered.add(namespace.lower())
+
+    def take_name(self, kind: str, name: str) -> None:
+        """Mark a globally unique name as taken by another Azure customer: kind is storage, registry or sql."""
+        if kind not in ("storage", "registry", "sql"):
+            raise ValueError("kind must be storage, registry or sql")
+        self.app.store.taken_elsewhere.setdefault(kind, set()).add(name.lower())
+
+    def set_revision_state(self, app_id: str, revision: str | None = None, *, health: str | None = None,
+                           running_state: str | None = None, provisioning_state: str | None = None,
+                           provisioning_error: str | None = None, restart_count: int | None = None) -> dict:
+        """Change a revision (default: the app's latest) and what its app and replicas report."""
+        with self.app.store.lock:
+            self.app.store.settle()
+            return containerapps.set_revision_state(
+                self.app, app_id, revision, health=health, running_state=running_state,
+                provisioning_state=provisioning_state, provisioning_error=provisioning_error,
+                restart_count=restart_count)
+
+    def set_job_execution_outcome(self, job_id: str, status: str) -> None:
+        """Executions started from now on end with `status` (Succeeded, Failed, ...)."""
+        self.app.store.job_outcomes[job_id.lower()] = status
+
+    def set_app_endpoint(self, app_id: str, *, backend: str | None = None, version: str | None = None) -> None:
+        """What the proxy serves on the app's FQDN: relay to `backend` ("host:port"), or answer
+        MLflow's /health and /version itself (`version` sets the version text)."""
+        with self.app.store.lock:
+            containerapps.set_endpoint(self.app, app_id, backend=backend, version=version)
+
+    def issue_token(self, resource: str | None = None, *, client_id: str | None = None,
+                    lifetime: int = 3600) -> str:
+        """A token as the identity endpoint would issue it (negative lifetime: already expired)."""
+        found = self.app.find_identity(client_id=client_id)
+        if found is None:
+            raise ValueError(f"no identity with client id {client_id}")
+        oid, appid, mirid = found
+        token, _ = self.app.tokens.issue(resource or self.app.tokens.audiences[0], oid=oid, appid=appid,
+                                         mirid=mirid, lifetime=lifetime)
+        return token
+
+
+class HttpControl:
+    """Serves `Control` operations on /_standin/<operation>."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+
+    def __call__(self, req: Request) -> Response:
+        name = req.path.rstrip("/").rsplit("/", 1)[-1]
+        if name not in Control.OPERATIONS:
+            return Response(404, {"error": {"code": "UnknownControlOperation", "message": name}})
+        kwargs = req.body if isinstance(req.body, dict) else dict(req.query)
+        try:
+            result = getattr(self.control, name)(**kwargs)
+        except (TypeError, ValueError, KeyError) as err:
+            return Response(400, {"error": {"code": "BadControlRequest", "message": str(err)}})
+        return Response(200, {"result": result})
+
+
+class RemoteStandin:
+    """Client of the HTTP control path; offers the `Control` operations by name."""
+
+    def __init__(self, arm_endpoint: str, ca_path: str) -> None:
+        self.base = arm_endpoint.rstrip("/") + "/_standin/"
+        self._context = ssl.create_default_context(cafile=ca_path)
+
+    def __getattr__(self, name: str):
+        if name not in Control.OPERATIONS:
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            if args:   # positional arguments are the operation's leading parameters
+                params = list(inspect.signature(getattr(Control, name)).parameters)[1:]
+                kwargs.update(zip(params, args))
+            if isinstance(kwargs.get("fault"), Fault):
+                kwargs["fault"] = asdict(kwargs["fault"])
+            request = urllib.request.Request(self.base + name, data=json.dumps(kwargs).encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, context=self._context, timeout=30) as response:
+                return json.loads(response.read())["result"]
+        return call

@@ -1,0 +1,16 @@
+"""Resource providers: each module registers its routes on the app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..app import StandinApp
+
+
+def register_all(app: "StandinApp") -> None:
+    from . import (authorization, containerapps, core, environments, jobs, loganalytics, msi, registry, sql,
+                   storage)
+    for module in (core, msi, loganalytics, storage, registry, sql, environments, containerapps, jobs,
+                   authorization):
+        module.register(app)
