@@ -1,6 +1,6 @@
 """The real services the integration tests use, as started by ``scripts/test-services.sh``.
 
-The script prints ``export MLFLOW_ACA_TEST_*=...`` lines and writes them to
+The script prints ``export ACA_TEST_*=...`` lines and writes them to
 ``.cache/test-services.env``. This module reads them from the environment first, then from
 that file, so ``pytest`` works both after ``eval "$(scripts/test-services.sh)"`` and after a
 plain ``scripts/test-services.sh``.
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICES_SCRIPT = REPO_ROOT / "scripts" / "test-services.sh"
 DEFAULT_ENV_FILE = REPO_ROOT / ".cache" / "test-services.env"
-PREFIX = "MLFLOW_ACA_TEST_"
+PREFIX = "ACA_TEST_"
 SETUP_HINT = f"start the test services with `{SERVICES_SCRIPT.relative_to(REPO_ROOT)}`"
 
 
@@ -66,7 +66,7 @@ def _file_env() -> dict[str, str]:
 
 
 def setting(name: str) -> str | None:
-    """``MLFLOW_ACA_TEST_<name>`` from the environment, else from the env file, else None."""
+    """``ACA_TEST_<name>`` from the environment, else from the env file, else None."""
     key = PREFIX + name
     return os.environ.get(key) or _file_env().get(key)
 
@@ -296,6 +296,38 @@ def start_token_registry(name: str, *, realm: str, service: str, issuer: str, ro
     out = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     return TokenRegistry(name=name, host=out["REGISTRY"], url=out["REGISTRY_URL"], realm=realm,
                          service=service, issuer=issuer, pid=int(out["PID"]), log=Path(out["LOG"]))
+
+
+def registry_token(*, key_pem: bytes, cert_pem: bytes, issuer: str, service: str, subject: str = "test",
+                   access: list[dict] | tuple = (), ttl: int = 300) -> str:
+    """A bearer token (JWT, RS256) that a token-auth registry accepts.
+
+    distribution v2.8 checks: the signature, with the certificate in the ``x5c`` header chaining
+    to ``rootcertbundle``; ``iss`` == issuer; ``aud`` == service; ``nbf``/``exp``; and ``access``
+    (``[{"type": "repository", "name": "mlflow", "actions": ["pull", "push"]}]``) covering the
+    request. ``key_pem`` must be an RSA key (e.g. ``trustme.CA(key_type=trustme.KeyType.RSA)``).
+    """
+    import base64
+    import json
+    import time
+    import uuid
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    header = {"alg": "RS256", "typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
+    now = int(time.time())
+    claims = {"iss": issuer, "sub": subject, "aud": service, "iat": now, "nbf": now - 30, "exp": now + ttl,
+              "jti": uuid.uuid4().hex, "access": list(access)}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64url(signature)}"
 
 
 # -- Azurite -----------------------------------------------------------------------------------------

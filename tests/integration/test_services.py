@@ -38,20 +38,20 @@ def docker_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def client(docker_config):
+def docker_client(docker_config):
     client = services.require_docker()
     yield client
     client.close()
 
 
 @pytest.fixture
-def cleanup_images(client):
+def cleanup_images(docker_client):
     """Names appended here are removed (forcibly) after the test."""
     names: list[str] = []
     yield names
     for name in names:
         try:
-            client.images.remove(name, force=True)
+            docker_client.images.remove(name, force=True)
         except Exception:  # noqa: BLE001 - best-effort cleanup
             pass
 
@@ -81,11 +81,11 @@ def _build_tiny(client, tag: str) -> str:
 
 # -- Docker engine and base images ----------------------------------------------------------------------
 @pytest.mark.docker
-def test_docker_builds_and_runs_an_image_from_busybox(client, cleanup_images):
+def test_docker_builds_and_runs_an_image_from_busybox(docker_client, cleanup_images):
     tag = f"mlflow-aca-test/tiny:{_unique('t')}"
     cleanup_images.append(tag)
-    _build_tiny(client, tag)
-    output = services.run_container(client, tag)
+    _build_tiny(docker_client, tag)
+    output = services.run_container(docker_client, tag)
     assert output == b"built-by-test\n"
 
 
@@ -115,25 +115,25 @@ def test_python_image_venv_and_pip_install_work(pip_image):
 
 
 @pytest.mark.docker
-def test_python_image_trusts_the_test_ca_through_its_env(client):
-    image = client.images.get(services.python_image(client))
+def test_python_image_trusts_the_test_ca_through_its_env(docker_client):
+    image = docker_client.images.get(services.python_image(docker_client))
     env = dict(item.split("=", 1) for item in image.attrs["Config"]["Env"])
     bundle = "/etc/ssl/certs/ca-certificates.crt"
     assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == env["SSL_CERT_FILE"] == bundle
-    out = services.run_container(client, image.id, ["ls", "/usr/local/share/ca-certificates/mlflow-aca-test/"])
+    out = services.run_container(docker_client, image.id, ["ls", "/usr/local/share/ca-certificates/mlflow-aca-test/"])
     assert out.strip(), "the machine's CA certificates were not copied into the image"
 
 
 # -- registry with htpasswd ---------------------------------------------------------------------------
 @pytest.mark.docker
-def test_push_with_auth_config_and_manifest_is_in_the_registry(client, docker_config, cleanup_images):
+def test_push_with_auth_config_and_manifest_is_in_the_registry(docker_client, docker_config, cleanup_images):
     reg = services.require_registry()
     repository = reg.image(f"mlflow-aca-test/{_unique('push')}")
     tag = "v1"
     cleanup_images.append(f"{repository}:{tag}")
-    _build_tiny(client, f"{repository}:{tag}")
+    _build_tiny(docker_client, f"{repository}:{tag}")
 
-    chunks = _push(client, repository, tag, reg.auth_config())
+    chunks = _push(docker_client, repository, tag, reg.auth_config())
 
     errors = [c for c in chunks if "error" in c]
     assert not errors, errors
@@ -153,14 +153,14 @@ def test_push_with_auth_config_and_manifest_is_in_the_registry(client, docker_co
 
 
 @pytest.mark.docker
-def test_push_with_wrong_password_carries_an_error_chunk(client, cleanup_images):
+def test_push_with_wrong_password_carries_an_error_chunk(docker_client, cleanup_images):
     reg = services.require_registry()
     repository = reg.image(f"mlflow-aca-test/{_unique('denied')}")
     cleanup_images.append(f"{repository}:v1")
-    _build_tiny(client, f"{repository}:v1")
+    _build_tiny(docker_client, f"{repository}:v1")
 
     # The SDK does not raise: the failure arrives only inside the stream.
-    chunks = _push(client, repository, "v1", reg.auth_config(password="wrong-password"))
+    chunks = _push(docker_client, repository, "v1", reg.auth_config(password="wrong-password"))
 
     errors = [c["error"] for c in chunks if "error" in c]
     assert errors, chunks
@@ -197,12 +197,119 @@ def test_token_auth_registry_answers_with_a_bearer_challenge(tmp_path):
             request.add_header("Authorization", "Bearer not.a.jwt")
             urllib.request.urlopen(request, timeout=10)
         assert forged.value.code == 401
-    # stop() returned only after the process was gone.
-    assert not Path(f"/proc/{reg.pid}/cmdline").exists() or b"registry" not in Path(
-        f"/proc/{reg.pid}/cmdline").read_bytes()
+    # stop() returned only once the process had exited (gone, or a zombie with an empty cmdline).
+    cmdline = Path(f"/proc/{reg.pid}/cmdline")
+    assert not cmdline.exists() or b"registry" not in cmdline.read_bytes()
     with pytest.raises(urllib.error.URLError) as gone:
         urllib.request.urlopen(f"{reg.url}/v2/", timeout=2)
     assert not isinstance(gone.value, urllib.error.HTTPError)
+
+
+@pytest.fixture
+def token_server():
+    """A minimal token server, the role ACR's /oauth2/token plays (and later the stand-in's):
+    checks Basic credentials, grants the requested scopes in a JWT signed by a test CA."""
+    import http.server
+    import threading
+    import trustme
+    from urllib.parse import parse_qs, urlparse
+
+    ca = trustme.CA(key_type=trustme.KeyType.RSA)
+    state = {"requests": [], "password": "refresh-token-for-test", "service": "mlflowacatest.azurecr.io",
+             "issuer": "mlflow-aca-test-standin", "ca": ca}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _grant(self, params: dict[str, list[str]]):
+            auth = self.headers.get("Authorization", "")
+            state["requests"].append({"method": self.command, "path": urlparse(self.path).path,
+                                      "params": params, "basic": auth.startswith("Basic ")})
+            if auth.startswith("Basic "):  # what the engine sends: user name + refresh token
+                password = base64.b64decode(auth[6:]).decode().partition(":")[2]
+            else:  # the OAuth form (POST grant_type=refresh_token) other clients use
+                password = params.get("refresh_token", [""])[0]
+            if password != state["password"]:
+                self.send_response(401)
+                self.end_headers()
+                return
+            access = []
+            for scope in params.get("scope", []):
+                kind, name, actions = scope.split(":")  # repository:<name>:pull,push
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+            token = services.registry_token(key_pem=ca.private_key_pem.bytes(), cert_pem=ca.cert_pem.bytes(),
+                                            issuer=state["issuer"], service=state["service"], access=access)
+            body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            self._grant(parse_qs(urlparse(self.path).query))
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            self._grant(parse_qs(self.rfile.read(length).decode()))
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["realm"] = f"http://127.0.0.1:{server.server_port}/oauth2/token"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.docker
+def test_token_auth_registry_takes_a_push_with_tokens_from_a_token_server(docker_client, token_server, tmp_path,
+                                                                          cleanup_images):
+    bundle = tmp_path / "token-signers.pem"
+    token_server["ca"].cert_pem.write_to_path(str(bundle))
+    with services.start_token_registry(_unique("tok"), realm=token_server["realm"], service=token_server["service"],
+                                       issuer=token_server["issuer"], rootcertbundle=bundle) as reg:
+        repository = reg.image("mlflow-aca-test/tok")
+        cleanup_images.append(f"{repository}:v1")
+        _build_tiny(docker_client, f"{repository}:v1")
+        # As ACR: a fixed user name and a refresh token as the password.
+        acr_like = {"username": "00000000-0000-0000-0000-000000000000", "serveraddress": reg.host}
+
+        denied = _push(docker_client, repository, "v1", {**acr_like, "password": "wrong"})
+        assert any("error" in c for c in denied), denied
+
+        chunks = _push(docker_client, repository, "v1", {**acr_like, "password": token_server["password"]})
+        assert not [c for c in chunks if "error" in c], chunks
+        digest = next(c["aux"]["Digest"] for c in chunks if "Digest" in c.get("aux", {}))
+
+        # What the engine asked the token server: GET with Basic auth, service and push+pull scope.
+        granted = [r for r in token_server["requests"] if r["params"].get("scope")]
+        assert granted[-1]["method"] == "GET" and granted[-1]["basic"], token_server["requests"]
+        assert granted[-1]["params"]["service"] == [token_server["service"]]
+        scopes = {(scope.rsplit(":", 1)[0], frozenset(scope.rsplit(":", 1)[1].split(",")))
+                  for scope in granted[-1]["params"]["scope"]}
+        assert ("repository:mlflow-aca-test/tok", frozenset({"pull", "push"})) in scopes
+
+        ca = token_server["ca"]
+        pull = services.registry_token(key_pem=ca.private_key_pem.bytes(), cert_pem=ca.cert_pem.bytes(),
+                                       issuer=token_server["issuer"], service=token_server["service"],
+                                       access=[{"type": "repository", "name": "mlflow-aca-test/tok",
+                                                "actions": ["pull"]}])
+        request = urllib.request.Request(f"{reg.url}/v2/mlflow-aca-test/tok/manifests/v1",
+                                         headers={"Authorization": f"Bearer {pull}", "Accept": MANIFEST_V2})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Docker-Content-Digest"] == digest
+        # A token for another audience (service) is refused.
+        other = services.registry_token(key_pem=ca.private_key_pem.bytes(), cert_pem=ca.cert_pem.bytes(),
+                                        issuer=token_server["issuer"], service="other.azurecr.io",
+                                        access=[{"type": "repository", "name": "mlflow-aca-test/tok",
+                                                 "actions": ["pull"]}])
+        request = urllib.request.Request(f"{reg.url}/v2/mlflow-aca-test/tok/manifests/v1",
+                                         headers={"Authorization": f"Bearer {other}", "Accept": MANIFEST_V2})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
 
 
 # -- Azurite ------------------------------------------------------------------------------------------
@@ -265,7 +372,7 @@ def test_postgres_refuses_a_wrong_password():
 
 # -- from inside a container on the bridge ------------------------------------------------------------
 @pytest.mark.docker
-def test_container_on_the_bridge_reaches_azurite(client):
+def test_container_on_the_bridge_reaches_azurite(docker_client):
     from azure.storage.blob import BlobServiceClient
 
     azurite = services.require_azurite()
@@ -275,7 +382,7 @@ def test_container_on_the_bridge_reaches_azurite(client):
         container.upload_blob("hello.txt", b"from azurite")
         endpoint = azurite.container_connection_string.split("BlobEndpoint=")[1].rstrip(";")
         url = f"{endpoint}/{container.container_name}/hello.txt"
-        out = services.run_container(client, services.busybox_image(client), ["wget", "-q", "-O", "-", url])
+        out = services.run_container(docker_client, services.busybox_image(docker_client), ["wget", "-q", "-O", "-", url])
         assert out == b"from azurite"
     finally:
         container.delete_container()

@@ -12,7 +12,7 @@ from mlflow_aca.config import Settings
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.resources import sql
-from mlflow_aca.resources.base import Context, Pending, Resource
+from mlflow_aca.resources.base import Context, Pending, Resource, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
 from mlflow_aca.resources.util import dig
 
@@ -189,7 +189,7 @@ class ContainerApp(Resource):
         }
 
     def read_with_secrets(self, ctx: Context) -> tuple[dict[str, Any] | None, dict[str, str]]:
-        current = self.read(ctx)
+        current = self.settled_read(ctx)
         if current is None or ctx.dry_run and isinstance(ctx.output("environment", "id"), Pending):
             return current, {}
         return current, azure_apps.app_secrets(ctx.session, *self.ids(ctx))
@@ -206,6 +206,8 @@ class ContainerApp(Resource):
             outcome, fields = "created", []
         else:
             fields = self.changes(ctx, desired, _with_secret_values(current, secrets))
+            if provisioning_state(current) == "failed":
+                fields.append("properties.provisioningState (Failed: reapplied)")
             if ctx.dry_run:
                 return StepResult("update" if fields else "ok", ", ".join(fields), {"changes": fields})
             state = self.update(ctx, desired, current) if fields else current

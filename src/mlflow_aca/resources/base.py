@@ -6,6 +6,7 @@ something differs. Plan, provision, deploy, status and teardown all go through i
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,9 +111,26 @@ class Resource:
     def changes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
         return changed_paths(desired, current, ignored=self.ignored)
 
+    def settled_read(self, ctx: Context) -> dict[str, Any] | None:
+        """Read, waiting while Azure is still creating, updating or deleting the resource (an
+        interrupted earlier run leaves such operations behind; writing now would be refused)."""
+        deadline = time.monotonic() + ctx.settings.timeout_minutes * 60
+        current = self.read(ctx)
+        while current is not None and provisioning_state(current) in TRANSIENT_STATES:
+            if ctx.dry_run:
+                return current
+            if time.monotonic() >= deadline:
+                raise OperationError(
+                    f"The {self.label(ctx)} is still {provisioning_state(current)} after "
+                    f"{ctx.settings.timeout_minutes} minutes.",
+                    code="ResourceBusy", hint="Wait for Azure to finish, then rerun.")
+            time.sleep(ctx.settings.poll_interval)
+            current = self.read(ctx)
+        return current
+
     # --- the verbs every command uses -------------------------------------------------------
     def ensure(self, ctx: Context) -> StepResult:
-        current = self.read(ctx)
+        current = self.settled_read(ctx)
         desired = self.desired(ctx)
         if current is None:
             if ctx.dry_run:
@@ -122,6 +140,8 @@ class Resource:
             self._publish(ctx, state)
             return StepResult("created")
         fields = self.changes(ctx, desired, current)
+        if provisioning_state(current) == "failed":
+            fields.append("properties.provisioningState (Failed: reapplied)")
         if fields and not ctx.dry_run:
             current = self.update(ctx, desired, current)
         self._publish(ctx, current)
@@ -132,7 +152,7 @@ class Resource:
 
     def lookup(self, ctx: Context) -> StepResult:
         """Read a resource another command provisioned; its absence is an error."""
-        current = self.read(ctx)
+        current = self.settled_read(ctx)
         if current is None:
             if ctx.dry_run:
                 self._publish(ctx, _pending_state(self.desired(ctx)))
@@ -151,6 +171,15 @@ class Resource:
 
     def _publish(self, ctx: Context, state: dict[str, Any]) -> None:
         ctx.publish(self.key, self.publish(ctx, state))
+
+
+# Azure's provisioning states that mean "an operation is still running" (lowercased).
+TRANSIENT_STATES = {"accepted", "inprogress", "creating", "updating", "provisioning", "waiting",
+                    "deleting", "scheduledfordelete", "resolvingdns"}
+
+
+def provisioning_state(state: dict[str, Any]) -> str:
+    return str((state.get("properties") or {}).get("provisioningState") or "").lower()
 
 
 def tagged_by_us(state: dict[str, Any] | None, deployment: str) -> bool:

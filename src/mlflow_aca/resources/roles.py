@@ -9,7 +9,7 @@ from typing import Any
 from mlflow_aca.azure import roles as azure_roles
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
-from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources.base import Context, Pending, Resource
 
 # Entra ID replication after a new identity usually takes seconds to a few minutes.
 PRINCIPAL_RETRIES = 12
@@ -29,7 +29,7 @@ class RoleAssignment(Resource):
         return str(ctx.output(self.target, "id"))
 
     def principal(self, ctx: Context) -> str:
-        return str(ctx.output("identity", "principal_id"))
+        return ctx.output("identity", "principal_id")
 
     def ids(self, ctx: Context) -> tuple[str, ...]:
         scope = self.scope(ctx)
@@ -48,8 +48,8 @@ class RoleAssignment(Resource):
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        if ctx.dry_run and ctx.outputs.get(self.target, {}).get("id") is None:
-            return None  # the scope itself is still to be created
+        if isinstance(ctx.output(self.target, "id"), Pending) or isinstance(self.principal(ctx), Pending):
+            return None  # a plan, and the scope or the identity is still to be created
         return super().read(ctx)
 
     def ensure(self, ctx: Context) -> StepResult:

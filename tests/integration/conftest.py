@@ -1,0 +1,93 @@
+"""A deployment directory wired to the Azure stand-in: the real CLI in a subprocess, reaching
+the stand-in only through the settings a user would set (custom ARM endpoint, CA bundle,
+managed-identity variables, HTTPS proxy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.clirunner import CliResult, run_cli
+from tests.standin.fixtures import client_env
+
+WRITE_METHODS = ("PUT", "PATCH", "DELETE")
+
+
+class Deployment:
+    def __init__(self, standin: Any, directory: Path, settings: dict[str, Any]) -> None:
+        self.standin = standin
+        self.directory = directory
+        self.settings = {"name": "mlflow", "location": "westeurope", "poll_interval": 0, **settings}
+        self.write_config()
+
+    def write_config(self, **changes: Any) -> None:
+        self.settings.update(changes)
+        from mlflow_aca.config.write import toml_value
+
+        lines = [f"{key} = {toml_value(value)}" for key, value in self.settings.items()]
+        (self.directory / "mlflow-aca.toml").write_text("\n".join(lines) + "\n")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**client_env(self.standin), **extra}
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+            timeout: float = 180) -> CliResult:
+        return run_cli(*args, cwd=self.directory, env=self.env(**(env or {})), input=input, timeout=timeout)
+
+    def ok(self, *args: str, **kwargs: Any) -> dict[str, Any]:
+        """Run with --json and expect success; return the data."""
+        result = self.cli(*args, "--json", **kwargs)
+        assert result.code == 0, result
+        document = json.loads(result.stdout)
+        assert document["ok"] is True, document
+        return document["data"]
+
+    # --- what the stand-in saw and holds -----------------------------------------------------
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+        return self.standin.requests(method=method, path=path)
+
+    def writes(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests() if r["method"] in WRITE_METHODS]
+
+    def resources(self, type_: str | None = None) -> list[dict[str, Any]]:
+        return self.standin.resources(type_)
+
+    def one(self, type_: str) -> dict[str, Any]:
+        found = self.resources(type_)
+        assert len(found) == 1, (type_, [r.get("id") for r in found])
+        return found[0]
+
+    @property
+    def subscription_id(self) -> str:
+        return self.standin.subscription_id
+
+    def arm(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A direct ARM call as the operator (for resources the tool did not make)."""
+        import ssl
+        import urllib.request
+
+        url = f"{self.standin.url}/subscriptions/{self.subscription_id}{path}"
+        request = urllib.request.Request(
+            url, method=method, data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.standin.issue_token()}",
+                     "Content-Type": "application/json"})
+        context = ssl.create_default_context(cafile=self.standin.ca_path)
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else {}
+
+
+@pytest.fixture
+def deployment(standin, tmp_path) -> Deployment:
+    return Deployment(standin, tmp_path, {})
+
+
+@pytest.fixture
+def make_deployment(standin, tmp_path_factory):
+    def make(**settings: Any) -> Deployment:
+        return Deployment(standin, tmp_path_factory.mktemp("deployment"), settings)
+
+    return make

@@ -1,0 +1,176 @@
+"""provision + deploy against the Azure stand-in, with the real SDK clients and the real
+DefaultAzureCredential: security settings, idempotency, targeted updates."""
+
+import re
+import uuid
+
+import pytest
+
+from mlflow_aca.azure.roles import ACR_PULL, STORAGE_BLOB_DATA_CONTRIBUTOR
+from mlflow_aca.config import Settings
+
+TOOL_TAGS = {"managed-by": "mlflow-aca", "mlflow-aca-deployment": "mlflow"}
+
+
+def names(deployment):
+    settings = Settings(name="mlflow", location="westeurope", subscription_id=deployment.subscription_id)
+    return settings.names
+
+
+def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
+    provisioned = deployment.ok("provision")
+    assert {r["outcome"] for r in provisioned["resources"]} <= {"created", "updated"}
+    deployed = deployment.ok("deploy")
+    app_row = next(r for r in deployed["resources"] if r["key"] == "app")
+    assert app_row["outcome"] == "created" and "healthy" in app_row["detail"]
+    n = names(deployment)
+
+    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")
+    principal = identity["properties"]["principalId"]
+    client_id = identity["properties"]["clientId"]
+
+    group = deployment.one("Microsoft.Resources/resourceGroups")
+    assert group["name"] == n.resource_group and group["tags"] == TOOL_TAGS
+
+    storage = deployment.one("Microsoft.Storage/storageAccounts")
+    props = storage["properties"]
+    assert storage["kind"] == "StorageV2" and storage["name"] == n.storage_account
+    assert props["allowSharedKeyAccess"] is False
+    assert props["allowBlobPublicAccess"] is False
+    assert props["minimumTlsVersion"] == "TLS1_2"
+    assert props["supportsHttpsTrafficOnly"] is True
+    blob = deployment.one("Microsoft.Storage/storageAccounts/blobServices")
+    assert blob["properties"]["deleteRetentionPolicy"] == {"enabled": True, "days": 7}
+    container = deployment.one("Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert container["name"] == n.storage_container and container["properties"]["publicAccess"] == "None"
+
+    registry = deployment.one("Microsoft.ContainerRegistry/registries")
+    assert registry["sku"]["name"] == "Basic"
+    assert registry["properties"]["adminUserEnabled"] is False
+    assert registry["properties"]["roleAssignmentMode"] == "LegacyRegistryPermissions"
+
+    server = deployment.one("Microsoft.Sql/servers")
+    assert server["properties"]["minimalTlsVersion"] == "1.2"
+    admin = server["properties"]["administrators"]
+    assert admin["azureADOnlyAuthentication"] is True and admin["sid"] == client_id
+    assert admin["principalType"] == "Application"
+    assert "administratorLoginPassword" not in server["properties"] and server["write_only"] == []
+    rules = {r["name"]: r["properties"] for r in deployment.resources("Microsoft.Sql/servers/firewallRules")}
+    assert rules == {"AllowAllWindowsAzureIps": {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"}}
+    database = next(d for d in deployment.resources("Microsoft.Sql/servers/databases") if d["name"] == "mlflow")
+    assert database["sku"]["name"] == "GP_S_Gen5" and database["properties"]["autoPauseDelay"] == 60
+
+    workspace = deployment.one("Microsoft.OperationalInsights/workspaces")
+    assert workspace["properties"]["sku"]["name"] == "PerGB2018"
+    environment = deployment.one("Microsoft.App/managedEnvironments")
+    logs = environment["properties"]["appLogsConfiguration"]
+    assert logs["destination"] == "log-analytics"
+    assert logs["logAnalyticsConfiguration"]["customerId"] == workspace["properties"]["customerId"]
+
+    assignments = deployment.resources("Microsoft.Authorization/roleAssignments")
+    granted = {(a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1], a["properties"]["scope"].lower())
+               for a in assignments}
+    assert granted == {(ACR_PULL, registry["id"].lower()), (STORAGE_BLOB_DATA_CONTRIBUTOR, storage["id"].lower())}
+    assert all(a["properties"]["principalId"] == principal for a in assignments)
+    assert all(uuid.UUID(a["name"]) for a in assignments)
+
+    app = deployment.one("Microsoft.App/containerApps")
+    config, template = app["properties"]["configuration"], app["properties"]["template"]
+    assert app["identity"]["type"] == "UserAssigned"
+    assert config["registries"] == [{"server": registry["properties"]["loginServer"], "identity": identity["id"]}]
+    assert config["ingress"]["allowInsecure"] is False and config["ingress"]["targetPort"] == 5000
+    (main,) = template["containers"]
+    assert main["image"].startswith(registry["properties"]["loginServer"] + "/mlflow-server:3.18.0-")
+    env = {e["name"]: e for e in main["env"]}
+    fqdn = config["ingress"]["fqdn"]
+    assert fqdn in env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
+    assert env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"]["value"] == f"https://{fqdn}"
+    assert env["AZURE_CLIENT_ID"]["value"] == client_id
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"].startswith(f"mssql+pyodbc://{client_id}@{n.sql_server}.database.windows.net:1433/mlflow?")
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"] == f"wasbs://{n.storage_container}@{n.storage_account}.blob.core.windows.net/"
+    assert main["resources"]["cpu"] == 1.0 and main["resources"]["memory"] == "2Gi"
+    assert template["scale"]["minReplicas"] == 1
+    assert deployed["url"] == f"https://{fqdn}"
+
+    for resource in deployment.resources():
+        if resource["type"].count("/") == 1 and resource["type"] != "Microsoft.Authorization/roleAssignments":
+            assert resource.get("tags", {}).items() >= TOOL_TAGS.items(), resource["id"]
+
+
+def test_rerun_writes_nothing(deployment):
+    deployment.ok("provision")
+    deployment.ok("deploy")
+    deployment.standin.clear_requests()
+    provisioned = deployment.ok("provision")
+    deployed = deployment.ok("deploy")
+    assert deployment.writes() == []
+    assert {r["outcome"] for r in provisioned["resources"] + deployed["resources"]} == {"ok"}
+
+
+def test_up_converges_in_one_command_then_changes_only_what_a_setting_affects(deployment):
+    deployment.ok("up", "--image", "example.azurecr.io/mlflow:1")
+    deployment.standin.clear_requests()
+    deployment.write_config(memory="4Gi", cpu=2.0, max_replicas=3, allowed_ips=["203.0.113.0/24"])
+    data = deployment.ok("up", "--image", "example.azurecr.io/mlflow:1")
+    changed = {r["key"]: r["changes"] for r in data["resources"] if r["outcome"] != "ok"}
+    assert set(changed) == {"app"}
+    assert "properties.template.containers[0].resources.memory" in changed["app"]
+    assert "properties.template.scale.maxReplicas" in changed["app"]
+    writes = deployment.writes()
+    assert writes and all("/Microsoft.App/containerApps/" in w["path"] for w in writes)
+    app = deployment.one("Microsoft.App/containerApps")
+    assert app["properties"]["template"]["containers"][0]["resources"]["memory"] == "4Gi"
+    rules = app["properties"]["configuration"]["ingress"]["ipSecurityRestrictions"]
+    assert [r["ipAddressRange"] for r in rules] == ["203.0.113.0/24"]
+
+
+def test_database_setting_changes_only_the_database(deployment):
+    deployment.ok("provision")
+    deployment.standin.clear_requests()
+    deployment.write_config(sql_auto_pause_minutes=120, operator_ip="198.51.100.7")
+    data = deployment.ok("provision")
+    changed = {r["key"] for r in data["resources"] if r["outcome"] != "ok"}
+    assert changed == {"sql_database", "sql_firewall_operator"}
+    paths = {w["path"].rsplit("/", 2)[-2] for w in deployment.writes()}
+    assert paths == {"databases", "firewallRules"}
+
+
+def test_plan_and_dry_run_write_nothing(deployment):
+    plan = deployment.ok("plan")
+    assert {r["outcome"] for r in plan["resources"]} == {"create"}
+    dry = deployment.ok("provision", "--dry-run")
+    assert dry["dry_run"] is True and {r["outcome"] for r in dry["resources"]} == {"create"}
+    assert deployment.writes() == [] and deployment.resources() == []
+    deployment.ok("provision")
+    deployment.standin.clear_requests()
+    deployment.write_config(log_retention_days=60)
+    plan = deployment.ok("plan")
+    rows = {r["key"]: r for r in plan["resources"]}
+    assert rows["workspace"]["outcome"] == "update"
+    assert rows["workspace"]["changes"] == ["properties.retentionInDays"]
+    assert rows["app"]["outcome"] == "create"
+    assert rows["identity"]["outcome"] == "ok"
+    deployed_plan = deployment.ok("deploy", "--dry-run")
+    assert next(r for r in deployed_plan["resources"] if r["key"] == "app")["outcome"] == "create"
+    assert deployment.writes() == []
+    human = deployment.cli("plan")
+    assert human.code == 0 and re.search(r"~ Log Analytics workspace mlflow-logs\s+update\s+\(properties.retentionInDays\)", human.stdout)
+
+
+def test_deploy_before_provision_says_what_is_missing(deployment):
+    result = deployment.cli("deploy")
+    assert result.code == 3, result
+    assert "does not exist" in result.stderr and "mlflow-aca provision" in result.stderr
+    assert "Traceback" not in result.output
+    assert deployment.writes() == []
+
+
+def test_existing_resource_group_is_used_not_adopted(deployment):
+    deployment.write_config(resource_group="rg-shared")
+    deployment.arm("PUT", "/resourcegroups/rg-shared?api-version=2025-04-01",
+                   {"location": "westeurope", "tags": {"owner": "platform"}})
+    data = deployment.ok("provision")
+    row = next(r for r in data["resources"] if r["key"] == "resource_group")
+    assert row["outcome"] == "ok" and "not managed" in row["detail"]
+    group = deployment.one("Microsoft.Resources/resourceGroups")
+    assert group["tags"] == {"owner": "platform"}
