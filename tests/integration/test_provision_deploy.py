@@ -80,7 +80,7 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     assert config["registries"] == [{"server": registry["properties"]["loginServer"], "identity": identity["id"]}]
     assert config["ingress"]["allowInsecure"] is False and config["ingress"]["targetPort"] == 5000
     (main,) = template["containers"]
-    assert main["image"].startswith(registry["properties"]["loginServer"] + "/mlflow-server:3.18.0-")
+    assert main["image"].startswith(registry["properties"]["loginServer"] + "/mlflow-server:3.17.2-")
     env = {e["name"]: e for e in main["env"]}
     fqdn = config["ingress"]["fqdn"]
     assert fqdn in env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")

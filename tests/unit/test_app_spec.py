@@ -20,7 +20,7 @@ def spec(**overrides):
     settings = Settings(name="mlflow", location="westeurope", subscription_id=SUBSCRIPTION, **overrides)
     password = PASSWORD if settings.sql_auth == "password" else None
     inputs = AppInputs(
-        image="acrmlflow.azurecr.io/mlflow-server:3.18.0-abc",
+        image="acrmlflow.azurecr.io/mlflow-server:3.17.2-abc",
         identity_id=IDENTITY,
         identity_client_id="client-guid",
         environment_id="/subscriptions/x/resourceGroups/rg/providers/Microsoft.App/managedEnvironments/mlflow-env",

@@ -64,7 +64,7 @@ def test_build_dry_run_prints_the_dockerfile(tmp_path):
     assert result.code == 0, result
     assert result.stdout.startswith("# MLflow tracking server")
     assert "FROM python:3.12.12-slim-bookworm" in result.stdout
-    assert "image: mlflow-server:3.18.0-" in result.stderr
+    assert "image: mlflow-server:3.17.2-" in result.stderr
     as_json = run_cli("build", "--dry-run", "--json", "--no-install-odbc-driver", cwd=tmp_path)
     assert as_json.code == 0 and as_json.json["ok"] is True
     assert "msodbcsql18" not in as_json.json["data"]["dockerfile"]

@@ -33,7 +33,7 @@ def test_default_image(tmp_path):
     assert re.search(r"ACCEPT_EULA=Y apt-get install .*msodbcsql18 unixodbc", microsoft)
     assert not any("apt-key" in r for r in runs)
     pip = next(r for r in runs if "pip install" in r)
-    assert '"mlflow[azure]==3.18.0"' in pip and f'"pyodbc=={PYODBC_VERSION}"' in pip
+    assert '"mlflow[azure]==3.17.2"' in pip and f'"pyodbc=={PYODBC_VERSION}"' in pip
     assert instructions(parser, "USER") == ["10001:10001"]
     assert instructions(parser, "EXPOSE") == ["5000"]
     assert instructions(parser, "CMD") == ['["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]']
@@ -73,7 +73,7 @@ def test_nothing_secret_in_the_image(tmp_path, secretish):
 def test_tag_follows_the_content(tmp_path):
     first, _ = parsed(tmp_path)
     again, _ = parsed(tmp_path)
-    assert first.tag == again.tag and re.fullmatch(r"3\.18\.0-[0-9a-f]{12}", first.tag)
+    assert first.tag == again.tag and re.fullmatch(r"3\.17\.2-[0-9a-f]{12}", first.tag)
     # Settings that do not reach the Dockerfile do not change the tag.
     unrelated, _ = parsed(tmp_path, max_replicas=3, sql_auth="password")
     assert unrelated.tag == first.tag

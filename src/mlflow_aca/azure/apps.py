@@ -69,10 +69,10 @@ def start_job(session: AzureSession, resource_group: str, job: str) -> dict[str,
     return rest.run(f"start job {job}", lambda: client.jobs.begin_start(resource_group, job))
 
 
-def job_executions(session: AzureSession, resource_group: str, job: str) -> list[dict[str, Any]]:
+def job_execution(session: AzureSession, resource_group: str, job: str, execution: str) -> dict[str, Any]:
     client = session.client("apps")
-    return _listed(f"list the executions of job {job}",
-                   lambda: client.jobs_executions.list(resource_group, job))
+    return rest.run(f"read execution {execution} of job {job}",
+                    lambda: client.job_execution(resource_group, job, execution))
 
 
 def _listed(action: str, call: Any) -> list[dict[str, Any]]:

@@ -97,7 +97,7 @@ class Settings(BaseModel):
     # --- image -----------------------------------------------------------------------------
     mlflow_version: Annotated[str, Field(
         description="MLflow version installed in the image (mlflow[azure]==<version>).",
-        json_schema_extra=_group("Image"))] = "3.18.0"
+        json_schema_extra=_group("Image"))] = "3.17.2"
     base_image: Annotated[str, Field(
         description="Debian 12 based Python image the server image is built from.",
         json_schema_extra=_group("Image"))] = "python:3.12.12-slim-bookworm"
@@ -229,7 +229,7 @@ class Settings(BaseModel):
     @classmethod
     def _valid_version(cls, value: str) -> str:
         if not re.fullmatch(r"\d+\.\d+\.\d+([a-z]+\d+)?", value):
-            raise ValueError("must be an exact release such as '3.18.0'")
+            raise ValueError("must be an exact release such as '3.17.2'")
         return value
 
     @field_validator("base_image")
