@@ -15,6 +15,7 @@ from mlflow_aca.resources.base import Context, Resource
 from mlflow_aca.resources.environment import Environment
 from mlflow_aca.resources.group import ResourceGroup
 from mlflow_aca.resources.identity import Identity
+from mlflow_aca.resources.job import MigrationJob
 from mlflow_aca.resources.registry import Registry
 from mlflow_aca.resources.roles import RoleAssignment
 from mlflow_aca.resources.sql import SqlDatabase, SqlServer, firewall_rules
@@ -60,7 +61,14 @@ def deploy_steps(ctx: Context, app: ContainerApp) -> list[Step]:
     by_key = {resource.key: resource for resource in infrastructure(ctx)}
     steps = [by_key[key].step(ctx, "lookup", deps=()) for key in APP_PREREQUISITES]
     steps += [role.step(ctx) for role in role_assignments()]
-    return steps + [app.step(ctx)]
+    return steps + app_steps(ctx, app)
+
+
+def app_steps(ctx: Context, app: ContainerApp) -> list[Step]:
+    """The migration job, then the app: a new MLflow version's schema is upgraded before the
+    revision that needs it exists."""
+    job = MigrationJob(app)
+    return [job.step(ctx), app.step(ctx, deps=(*app.deps, job.key))]
 
 
 @dataclass
@@ -109,7 +117,7 @@ def up(ctx: Context, reporter: Any, *, image_steps: list[Step] | None = None,
     (when given) overlaps provisioning."""
     image_steps = image_steps or []
     app = ContainerApp(image, image_step=image_steps[-1].key if image_steps else None)
-    return execute(ctx, provision_steps(ctx) + image_steps + [app.step(ctx)], reporter)
+    return execute(ctx, provision_steps(ctx) + image_steps + app_steps(ctx, app), reporter)
 
 
 def plan_provision(ctx: Context, reporter: Any) -> Outcome:
@@ -120,7 +128,7 @@ def plan_provision(ctx: Context, reporter: Any) -> Outcome:
 def plan(ctx: Context, reporter: Any, *, image: str | None = None) -> Outcome:
     """provision + deploy read-only: every resource's create / update (fields) / ok."""
     assert ctx.dry_run, "plan needs a dry-run context"
-    return execute(ctx, provision_steps(ctx) + [ContainerApp(image).step(ctx)], reporter)
+    return execute(ctx, provision_steps(ctx) + app_steps(ctx, ContainerApp(image)), reporter)
 
 
 def close(ctx: Context) -> None:

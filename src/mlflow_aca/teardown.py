@@ -15,6 +15,7 @@ from mlflow_aca.graph import Step, StepResult
 from mlflow_aca.resources.app import ContainerApp
 from mlflow_aca.resources.base import Context, Resource, tagged_by_us
 from mlflow_aca.resources.group import ResourceGroup
+from mlflow_aca.resources.job import MigrationJob
 from mlflow_aca.resources.roles import RoleAssignment
 
 
@@ -24,7 +25,8 @@ def teardown(ctx: Context, reporter: Any, *, delete_data: bool) -> Outcome:
 
 def teardown_steps(ctx: Context, *, delete_data: bool) -> list[Step]:
     app = ContainerApp()
-    steps = [_delete(ctx, app, deps=()), _delete(ctx, _by_key(ctx, "environment"), deps=("app",))]
+    steps = [_delete(ctx, app, deps=()), _delete(ctx, MigrationJob(app), deps=()),
+             _delete(ctx, _by_key(ctx, "environment"), deps=("app", "migration"))]
     if not delete_data:
         return steps
     roles = [_delete_role(ctx, role) for role in role_assignments()]
@@ -35,7 +37,7 @@ def teardown_steps(ctx: Context, *, delete_data: bool) -> list[Step]:
         if key == "workspace":
             deps = ("environment",)
         elif key == "identity":
-            deps = (*role_keys, "app")
+            deps = (*role_keys, "app", "migration")
         elif key == "sql_server":
             deps = ("sql_database",)
         steps.append(_delete(ctx, _by_key(ctx, key), deps=deps))

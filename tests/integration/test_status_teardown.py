@@ -61,7 +61,7 @@ def test_default_teardown_keeps_data_and_deploy_brings_it_back(deployed):
     database_before = [d["id"] for d in deployed.resources("Microsoft.Sql/servers/databases")]
     data = deployed.ok("teardown")
     outcomes = {r["key"]: r["outcome"] for r in data["resources"]}
-    assert outcomes == {"app": "deleted", "environment": "deleted"}
+    assert outcomes == {"app": "deleted", "migration": "deleted", "environment": "deleted"}
     deletes = deployed.requests(method="DELETE")
     assert deletes and all(("/Microsoft.App/" in d["path"]) for d in deletes)
     for type_ in DATA_TYPES:
@@ -75,7 +75,7 @@ def test_default_teardown_keeps_data_and_deploy_brings_it_back(deployed):
     assert {t: deployed.one(t)["id"] for t in DATA_TYPES} == before
     assert [d["id"] for d in deployed.resources("Microsoft.Sql/servers/databases")] == database_before
     created = {w["path"].split("/providers/")[-1].split("/")[0:2][1] for w in deployed.writes() if w["method"] == "PUT"}
-    assert created == {"managedEnvironments", "containerApps"}
+    assert created == {"managedEnvironments", "containerApps", "jobs"}
 
 
 def test_delete_data_without_a_tty_needs_yes(deployed):

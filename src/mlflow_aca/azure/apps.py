@@ -49,6 +49,16 @@ def app_secrets(session: AzureSession, resource_group: str, name: str) -> dict[s
     return values
 
 
+def job_secrets(session: AzureSession, resource_group: str, name: str) -> dict[str, str]:
+    client = session.client("apps")
+    listed = rest.run(f"list the secrets of job {name}",
+                      lambda: client.jobs.list_secrets(resource_group, name))
+    values = {item["name"]: item.get("value", "") for item in listed.get("value", [])}
+    for value in values.values():
+        register_secret(value)
+    return values
+
+
 def revisions(session: AzureSession, resource_group: str, app: str) -> list[dict[str, Any]]:
     client = session.client("apps")
     return _listed(f"list the revisions of container app {app}",

@@ -20,6 +20,8 @@ PORT = 5000
 CONTAINER_NAME = "mlflow"
 BACKEND_SECRET = "backend-store-uri"
 HEALTH_PATH = "/health"
+# The MLflow version the app's image runs: the migration job compares it with the next one.
+VERSION_TAG = "mlflow-aca-mlflow-version"
 # Azure SQL closes idle connections after about 30 minutes: recycle pooled ones before that.
 POOL_RECYCLE_SECONDS = 1200
 
@@ -51,16 +53,32 @@ def allowed_hosts(fqdn: str, app_name: str) -> list[str]:
     return hosts
 
 
+def backend_variable(settings: Settings, inputs: AppInputs) -> dict[str, Any]:
+    """MLFLOW_BACKEND_STORE_URI: by reference to a secret when it carries a password."""
+    if settings.sql_auth == "password":
+        return {"name": "MLFLOW_BACKEND_STORE_URI", "secretRef": BACKEND_SECRET}
+    return {"name": "MLFLOW_BACKEND_STORE_URI", "value": inputs.backend_store_uri}
+
+
+def secrets(settings: Settings, inputs: AppInputs) -> list[dict[str, Any]]:
+    if settings.sql_auth == "password":
+        return [{"name": BACKEND_SECRET, "value": inputs.backend_store_uri}]
+    return []
+
+
+def pulled_with_identity(inputs: AppInputs) -> dict[str, Any]:
+    """The identity block and registry credentials shared by the app and its jobs."""
+    return {
+        "identity": {"type": "UserAssigned", "userAssignedIdentities": {inputs.identity_id: {}}},
+        "registries": [{"server": inputs.registry_server, "identity": inputs.identity_id}],
+    }
+
+
 def server_environment(settings: Settings, inputs: AppInputs) -> list[dict[str, Any]]:
     """The server's configuration, all through MLflow's own environment variables."""
-    backend: dict[str, Any] = (
-        {"name": "MLFLOW_BACKEND_STORE_URI", "secretRef": BACKEND_SECRET}
-        if settings.sql_auth == "password"
-        else {"name": "MLFLOW_BACKEND_STORE_URI", "value": inputs.backend_store_uri}
-    )
     app_name = settings.names.app
     return [
-        backend,
+        backend_variable(settings, inputs),
         {"name": "MLFLOW_ARTIFACTS_DESTINATION", "value": inputs.artifacts_destination},
         {"name": "MLFLOW_SERVE_ARTIFACTS", "value": "true"},
         # DefaultAzureCredential in the container picks the user-assigned identity by this.
@@ -90,12 +108,11 @@ def probes() -> list[dict[str, Any]]:
 
 def container_app_spec(settings: Settings, inputs: AppInputs, tags: dict[str, str]) -> dict[str, Any]:
     """The container app as Azure Resource Manager receives it."""
-    secrets = ([{"name": BACKEND_SECRET, "value": inputs.backend_store_uri}]
-               if settings.sql_auth == "password" else [])
+    shared = pulled_with_identity(inputs)
     return {
         "location": settings.location,
-        "tags": tags,
-        "identity": {"type": "UserAssigned", "userAssignedIdentities": {inputs.identity_id: {}}},
+        "tags": {**tags, VERSION_TAG: settings.mlflow_version},
+        "identity": shared["identity"],
         "properties": {
             "managedEnvironmentId": inputs.environment_id,
             "workloadProfileName": CONSUMPTION_PROFILE,
@@ -111,8 +128,8 @@ def container_app_spec(settings: Settings, inputs: AppInputs, tags: dict[str, st
                         for index, cidr in enumerate(settings.allowed_ips, start=1)
                     ],
                 },
-                "registries": [{"server": inputs.registry_server, "identity": inputs.identity_id}],
-                "secrets": secrets,
+                "registries": shared["registries"],
+                "secrets": secrets(settings, inputs),
             },
             "template": {
                 "containers": [{

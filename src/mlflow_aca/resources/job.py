@@ -1,0 +1,157 @@
+"""Database migrations as a Container Apps job.
+
+MLflow refuses to start on a schema that is out of date, and several replicas starting a new
+version would race to upgrade it; `mlflow db upgrade` run once, to completion, before the new
+revision exists is the safe path (notes/mlflow.md). The job runs the same image as the app,
+with the same identity and backend URI, whenever the app is new or its MLflow version changes
+(on an empty database the upgrade creates the schema).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlflow_aca.azure import apps as azure_apps
+from mlflow_aca.errors import OperationError
+from mlflow_aca.graph import StepResult
+from mlflow_aca.resources.app import (
+    VERSION_TAG,
+    AppInputs,
+    ContainerApp,
+    backend_variable,
+    pulled_with_identity,
+    secrets,
+)
+from mlflow_aca.resources.base import Context, Resource, provisioning_state
+from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
+from mlflow_aca.resources.util import dig
+
+CONTAINER_NAME = "mlflow-migrate"
+# The URI stays in the environment: the shell expands it inside the container, so even a
+# password-bearing URI never appears in the job's command or arguments.
+UPGRADE_COMMAND = ["/bin/sh", "-c"]
+UPGRADE_ARGS = ['exec mlflow db upgrade "$MLFLOW_BACKEND_STORE_URI"']
+TIMEOUT_SECONDS = 1800
+_FINISHED = {"succeeded", "failed", "stopped", "degraded"}
+
+
+def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str]) -> dict[str, Any]:
+    shared = pulled_with_identity(inputs)
+    return {
+        "location": settings.location,
+        "tags": tags,
+        "identity": shared["identity"],
+        "properties": {
+            "environmentId": inputs.environment_id,
+            "workloadProfileName": CONSUMPTION_PROFILE,
+            "configuration": {
+                "triggerType": "Manual",
+                "replicaTimeout": TIMEOUT_SECONDS,
+                # A failed upgrade needs a person, not a retry loop against the database.
+                "replicaRetryLimit": 0,
+                "manualTriggerConfig": {"parallelism": 1, "replicaCompletionCount": 1},
+                "registries": shared["registries"],
+                "secrets": secrets(settings, inputs),
+            },
+            "template": {
+                "containers": [{
+                    "name": CONTAINER_NAME,
+                    "image": inputs.image,
+                    "command": UPGRADE_COMMAND,
+                    "args": UPGRADE_ARGS,
+                    "env": [backend_variable(settings, inputs),
+                            {"name": "AZURE_CLIENT_ID", "value": inputs.identity_client_id}],
+                    "resources": {"cpu": 0.5, "memory": "1Gi"},
+                }],
+            },
+        },
+    }
+
+
+class MigrationJob(Resource):
+    """Uses the app's inputs (image, identity, URIs); converges the job, then runs it if the
+    MLflow version is about to change."""
+
+    key = "migration"
+    kind = azure_apps.JOB
+
+    def __init__(self, app: ContainerApp) -> None:
+        self.app = app
+        self.deps = app.deps
+
+    def ids(self, ctx: Context) -> tuple[str, ...]:
+        return (ctx.names.resource_group, ctx.names.job)
+
+    def label(self, ctx: Context) -> str:
+        return f"database migration job {ctx.names.job}"
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        inputs = self.app.inputs(ctx, self.app.predicted_fqdn(ctx))
+        return migration_job_spec(ctx.settings, inputs, ctx.tags)
+
+    def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+        return {"id": state.get("id")}
+
+    def ensure(self, ctx: Context) -> StepResult:
+        from mlflow_aca.resources import sql
+
+        current = self.settled_read(ctx)
+        stored = azure_apps.job_secrets(ctx.session, *self.ids(ctx)) if current and not ctx.dry_run else {}
+        reset = sql.ensure_password_known(ctx, sql.SqlServer(), _stored_password(ctx, self.app, stored))
+        needed, why = self.migration_needed(ctx)
+        if reset is not None:
+            why = f"{reset.detail}; {why}"
+        desired = self.desired(ctx)
+        fields = [] if current is None else self.changes(ctx, desired, current)
+        if ctx.dry_run:
+            planned = "create" if current is None else "update" if fields else "run" if needed else "ok"
+            return StepResult(planned, f"then run: {why}" if needed and planned != "run" else why)
+        if current is None or fields or provisioning_state(current) == "failed":
+            self.create(ctx, desired)
+        if not needed:
+            return StepResult("ok", why)
+        execution = run_to_completion(ctx, *self.ids(ctx))
+        return StepResult("ran", f"{why}: execution {execution} succeeded")
+
+    def migration_needed(self, ctx: Context) -> tuple[bool, str]:
+        app = self.app.read(ctx)
+        if app is None:
+            return True, "new app: schema created or upgraded before the first revision"
+        deployed = (app.get("tags") or {}).get(VERSION_TAG)
+        if deployed != ctx.settings.mlflow_version:
+            return True, f"MLflow {deployed or 'unknown'} -> {ctx.settings.mlflow_version}"
+        return False, f"schema already at MLflow {deployed}"
+
+
+def _stored_password(ctx: Context, app: ContainerApp, job_secrets: dict[str, str]) -> str | None:
+    from mlflow_aca.resources.app import BACKEND_SECRET, _password_from_uri
+
+    uri = job_secrets.get(BACKEND_SECRET)
+    if not uri and ctx.settings.sql_auth == "password":
+        current, app_secrets = app.read_with_secrets(ctx)
+        uri = app_secrets.get(BACKEND_SECRET) if current else None
+    return _password_from_uri(uri)
+
+
+def run_to_completion(ctx: Context, resource_group: str, job: str) -> str:
+    started = azure_apps.start_job(ctx.session, resource_group, job)
+    name = str(started.get("name") or started.get("id", "").rsplit("/", 1)[-1])
+    deadline = time.monotonic() + TIMEOUT_SECONDS + 300
+    while True:
+        execution = azure_apps.job_execution(ctx.session, resource_group, job, name)
+        status = str(dig(execution, "properties.status") or "")
+        if status.lower() == "succeeded":
+            return name
+        if status.lower() in _FINISHED:
+            raise OperationError(
+                f"The database migration ({job}, execution {name}) ended {status}; the app was not "
+                "updated and keeps serving its current revision.",
+                code="MigrationFailed",
+                hint="Read the execution's logs in the Log Analytics workspace "
+                "(ContainerAppConsoleLogs_CL), fix the cause and rerun `mlflow-aca deploy`.",
+            )
+        if time.monotonic() >= deadline:
+            raise OperationError(f"The database migration {name} did not finish in time (status {status}).",
+                                 code="MigrationTimeout", hint="Check the job execution in Azure, then rerun.")
+        time.sleep(ctx.settings.poll_interval)
