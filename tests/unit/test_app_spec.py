@@ -125,4 +125,5 @@ def test_allowed_hosts_match_what_callers_send():
 
 def test_tags_on_the_app():
     settings, document = spec(tags={"team": "ml"})
-    assert document["tags"] == {"team": "ml", "managed-by": "mlflow-aca", "mlflow-aca-deployment": "mlflow"}
+    assert document["tags"] == {"team": "ml", "managed-by": "mlflow-aca", "mlflow-aca-deployment": "mlflow",
+                                "mlflow-aca-mlflow-version": settings.mlflow_version}
