@@ -22,12 +22,13 @@ class ResourceGroup(Resource):
     def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         return {"id": state.get("id"), "owned": tagged_by_us(state, ctx.settings.name)}
 
+    def changes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
+        # A group the user made is theirs: never retag or move it (and teardown will never
+        # delete it). One the tool made is converged like any other resource.
+        return super().changes(ctx, desired, current) if tagged_by_us(current, ctx.settings.name) else []
+
     def ensure(self, ctx: Context) -> StepResult:
-        current = self.read(ctx)
-        if current is not None:
-            # A group the user made is theirs: never retag or move it (and teardown will
-            # never delete it).
-            self._publish(ctx, current)
-            owned = tagged_by_us(current, ctx.settings.name)
-            return StepResult("ok", "" if owned else "existing group, not managed by mlflow-aca")
-        return super().ensure(ctx)
+        result = super().ensure(ctx)
+        if result.outcome == "ok" and not ctx.outputs[self.key]["owned"]:
+            result.detail = "existing group, not managed by mlflow-aca"
+        return result
