@@ -82,7 +82,8 @@ class Outcome:
     def as_data(self) -> dict[str, Any]:
         resources = [
             {"key": key, "resource": self.labels.get(key, key), "outcome": result.outcome,
-             "detail": result.detail, "changes": result.data.get("changes", [])}
+             "detail": result.detail, "changes": result.data.get("changes", []),
+             "seconds": round(result.seconds, 2)}
             for key, result in self.results.items()
         ]
         data: dict[str, Any] = {"resources": resources}

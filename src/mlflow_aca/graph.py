@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ class StepResult:
     outcome: str  # created / updated / ok / deleted / kept / absent / skipped / failed ...
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class GraphFailed(OperationError):
         if others:
             message += f" (and {others} more failed step{'s' if others > 1 else ''}: " + \
                 ", ".join(list(failures)[1:]) + ")"
-        summary = {"resources": [{"key": key, "outcome": result.outcome, "detail": result.detail}
+        summary = {"resources": [{"key": key, "outcome": result.outcome, "detail": result.detail,
+                                  "seconds": round(result.seconds, 2)}
                                  for key, result in results.items()]}
         super().__init__(message, code=first.code, hint=first.hint, data=summary)
         self.exit_code = first.exit_code
@@ -101,8 +104,11 @@ def run_graph(steps: Iterable[Step], *, reporter: Any, concurrency: int = 4) -> 
     running: set[str] = set()
 
     def worker(step: Step) -> None:
+        started = time.monotonic()
         try:
-            finished.put((step.key, step.run()))
+            result = step.run()
+            result.seconds = time.monotonic() - started
+            finished.put((step.key, result))
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinating thread
             finished.put((step.key, exc))
 

@@ -79,21 +79,13 @@ class SilentReporter:
             return list(self._steps.values())
 
 
-_OUTCOME_STYLE = {
-    "created": "green", "updated": "yellow", "ok": "dim", "deleted": "red", "kept": "cyan",
-    "failed": "bold red", "skipped": "dim", "absent": "dim",
-}
-
-
 class RichReporter(SilentReporter):
-    """A spinner and elapsed time per step on a terminal, then a summary table."""
+    """A spinner and elapsed time per running step on a terminal."""
 
-    def __init__(self, console: Any, *, title: str = "") -> None:
+    def __init__(self, console: Any) -> None:
         super().__init__()
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self._console = console
-        self._title = title
         self._progress = Progress(
             SpinnerColumn(finished_text="•"),
             TextColumn("{task.description}"),
@@ -129,23 +121,8 @@ class RichReporter(SilentReporter):
         self._progress.console.print(_escape(line), style="dim", highlight=False)
 
     def close(self) -> None:
+        # Transient: the live display disappears; the command prints the summary itself.
         self._progress.stop()
-        steps = self.steps
-        if not steps:
-            return
-        from rich.table import Table
-
-        table = Table(title=self._title or None, show_edge=False, pad_edge=False)
-        table.add_column("resource")
-        table.add_column("result")
-        table.add_column("time", justify="right")
-        table.add_column("detail", overflow="fold")
-        for step in steps:
-            outcome = step.outcome or "interrupted"
-            style = _OUTCOME_STYLE.get(outcome, "")
-            table.add_row(step.label, f"[{style}]{outcome}[/]" if style else outcome,
-                          f"{step.seconds:.1f}s", _escape(step.detail))
-        self._console.print(table)
 
 
 def _escape(text: str) -> str:

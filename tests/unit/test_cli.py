@@ -133,14 +133,6 @@ def test_config_flag_needs_a_value(tmp_path):
     assert_clean_failure(run_cli("config", "--memory", cwd=tmp_path, env=SUB), 2, "--memory needs a value")
 
 
-@pytest.mark.parametrize("command", ["push"])
-def test_unbuilt_commands_fail_honestly(command, tmp_path):
-    (tmp_path / "mlflow-aca.toml").write_text(VALID)
-    result = run_cli(command, "--json", "--yes", cwd=tmp_path, env=SUB)
-    assert result.code != 0
-    assert result.json["ok"] is False and result.json["error"]["code"] == "not_implemented"
-
-
 # --- config ------------------------------------------------------------------------------------
 def test_config_shows_names_uris_and_cloud(tmp_path):
     (tmp_path / "mlflow-aca.toml").write_text(VALID + "cloud = 'AzureChinaCloud'\nsql_auth = 'password'\n")

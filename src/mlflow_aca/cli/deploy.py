@@ -20,7 +20,7 @@ def deploy(
 ) -> None:
     from mlflow_aca import deployment
 
-    with run.azure(dry_run=dry_run) as ctx, run.progress("deploy") as reporter:
+    with run.azure(dry_run=dry_run) as ctx, run.progress() as reporter:
         outcome = deployment.deploy(ctx, reporter, image=image)
     data = {"dry_run": dry_run, **outcome.as_data()}
     run.succeed(data, lambda out: outcome_table(out, data, title="Plan" if dry_run else "Deployed"))

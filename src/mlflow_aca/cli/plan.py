@@ -11,7 +11,7 @@ from mlflow_aca.cli.runtime import Run, command
 def plan(run: Run) -> None:
     from mlflow_aca import deployment
 
-    with run.azure(dry_run=True) as ctx, run.progress("plan") as reporter:
+    with run.azure(dry_run=True) as ctx, run.progress() as reporter:
         outcome = deployment.plan(ctx, reporter)
     data = outcome.as_data()
     run.succeed(data, lambda out: outcome_table(out, data, title="Plan"))

@@ -18,7 +18,7 @@ def provision(
 ) -> None:
     from mlflow_aca import deployment
 
-    with run.azure(dry_run=dry_run) as ctx, run.progress("provision") as reporter:
+    with run.azure(dry_run=dry_run) as ctx, run.progress() as reporter:
         outcome = deployment.plan_provision(ctx, reporter) if dry_run else deployment.provision(ctx, reporter)
     data = {"dry_run": dry_run, **outcome.as_data()}
     run.succeed(data, lambda out: outcome_table(out, data, title="Plan" if dry_run else "Provisioned"))

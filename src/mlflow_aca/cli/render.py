@@ -15,15 +15,20 @@ def outcome_table(out: Any, data: dict[str, Any], *, title: str) -> None:
     width = max((len(row["resource"]) for row in rows), default=0)
     for row in rows:
         outcome = row.get("outcome") or row.get("state") or ""
-        detail = row.get("detail") or ""
-        line = f"  {_MARK.get(outcome, '?')} {row['resource'].ljust(width)}  {outcome}"
+        detail = _shorten(row)
+        seconds = f"{row['seconds']:6.1f}s" if "seconds" in row else " " * 7
+        line = f"  {_MARK.get(outcome, '?')} {row['resource'].ljust(width)}  {seconds}  {outcome}"
         out.print(line + (f"  ({detail})" if detail else ""), markup=False, soft_wrap=True)
     if data.get("url"):
         out.print(f"\nMLflow: {data['url']}", markup=False)
 
 
-def counts(data: dict[str, Any]) -> dict[str, int]:
-    tally: dict[str, int] = {}
-    for row in data.get("resources", []):
-        tally[row["outcome"]] = tally.get(row["outcome"], 0) + 1
-    return tally
+def _shorten(row: dict[str, Any]) -> str:
+    """Changed fields by name, at most three (the JSON output has them all)."""
+    changes = row.get("changes") or []
+    if len(changes) > 3 and row.get("detail", "").startswith(changes[0]):
+        rest = row["detail"][len(", ".join(changes)):].lstrip(", ")
+        shown = ", ".join(changes[:3]) + f" and {len(changes) - 3} more"
+        return f"{shown}, {rest}" if rest else shown
+    return row.get("detail") or ""
+

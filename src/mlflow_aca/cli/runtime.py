@@ -96,17 +96,17 @@ class Run:
             self._stderr = Console(stderr=True, highlight=False)
         return self._stderr
 
-    def reporter(self, title: str = "") -> Any:
+    def reporter(self) -> Any:
         from mlflow_aca.reporting import RichReporter, SilentReporter
 
         if self.json or not self.stderr.is_terminal:
             return SilentReporter()
-        return RichReporter(self.stderr, title=title)
+        return RichReporter(self.stderr)
 
     @contextmanager
-    def progress(self, title: str) -> Iterator[Any]:
-        """A reporter for long work, closed (summary printed) however the work ends."""
-        reporter = self.reporter(title)
+    def progress(self) -> Iterator[Any]:
+        """A reporter for long work, closed however the work ends."""
+        reporter = self.reporter()
         try:
             yield reporter
         finally:

@@ -16,7 +16,7 @@ from mlflow_aca.errors import UnhealthyError
 def status(run: Run) -> None:
     from mlflow_aca import status as status_module
 
-    with run.azure() as ctx, run.progress("status") as reporter:
+    with run.azure() as ctx, run.progress() as reporter:
         report = status_module.collect(ctx, reporter)
     if not report["healthy"]:
         if not run.json:

@@ -25,7 +25,7 @@ def teardown(
     if delete_data:
         run.confirm(f"This deletes every experiment, run and artifact of deployment "
                     f"{settings.name!r}, and all its resources.", expected=settings.name)
-    with run.azure() as ctx, run.progress("teardown") as reporter:
+    with run.azure() as ctx, run.progress() as reporter:
         outcome = teardown_module.teardown(ctx, reporter, delete_data=delete_data)
     data = {"delete_data": delete_data, **outcome.as_data()}
     run.succeed(data, lambda out: outcome_table(out, data, title="Teardown"))

@@ -107,10 +107,11 @@ class MigrationJob(Resource):
         if ctx.dry_run:
             planned = "create" if current is None else "update" if fields else "run" if needed else "ok"
             return StepResult(planned, f"then run: {why}" if needed and planned != "run" else why)
-        if current is None or fields or provisioning_state(current) == "failed":
+        written = current is None or bool(fields) or provisioning_state(current) == "failed"
+        if written:
             self.create(ctx, desired)
         if not needed:
-            return StepResult("ok", why)
+            return StepResult("updated" if written else "ok", why, {"changes": fields})
         execution = run_to_completion(ctx, *self.ids(ctx))
         return StepResult("ran", f"{why}: execution {execution} succeeded")
 
