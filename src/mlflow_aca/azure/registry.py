@@ -18,9 +18,7 @@ REGISTRY = Kind(
 
 def name_available(session: AzureSession, name: str) -> tuple[bool, str]:
     client = session.client("registry")
-    answer = rest.run(
+    return rest.name_available(
         f"check the registry name {name}",
-        lambda: client.registries.check_name_availability(
-            {"name": name, "type": "Microsoft.ContainerRegistry/registries"}),
+        lambda: client.registries.check_name_availability({"name": name, "type": "Microsoft.ContainerRegistry/registries"}),
     )
-    return bool(answer.get("nameAvailable")), str(answer.get("message") or answer.get("reason") or "")

@@ -60,3 +60,9 @@ def delete(action: str, call: Callable[[], Any]) -> bool:
             if is_not_found(exc):
                 return False
             raise
+
+
+def name_available(action: str, call: Callable[[], Any], *, flag: str = "nameAvailable") -> tuple[bool, str]:
+    """A checkNameAvailability answer as (available, why not)."""
+    answer = run(action, call)
+    return bool(answer.get(flag)), str(answer.get("message") or answer.get("reason") or "")

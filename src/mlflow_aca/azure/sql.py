@@ -36,8 +36,8 @@ DATABASE = Kind(
 
 def server_name_available(session: AzureSession, name: str) -> tuple[bool, str]:
     client = session.client("sql")
-    answer = rest.run(
+    return rest.name_available(
         f"check the SQL server name {name}",
         lambda: client.servers.check_name_availability({"name": name, "type": "Microsoft.Sql/servers"}),
+        flag="available",
     )
-    return bool(answer.get("available")), str(answer.get("message") or answer.get("reason") or "")

@@ -38,9 +38,7 @@ CONTAINER = Kind(
 
 def account_name_available(session: AzureSession, name: str) -> tuple[bool, str]:
     client = session.client("storage")
-    answer = rest.run(
+    return rest.name_available(
         f"check the storage account name {name}",
-        lambda: client.storage_accounts.check_name_availability(
-            {"name": name, "type": "Microsoft.Storage/storageAccounts"}),
+        lambda: client.storage_accounts.check_name_availability({"name": name, "type": "Microsoft.Storage/storageAccounts"}),
     )
-    return bool(answer.get("nameAvailable")), str(answer.get("message") or answer.get("reason") or "")

@@ -9,6 +9,7 @@ import ipaddress
 import re
 import uuid
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -344,7 +345,7 @@ class Settings(BaseModel):
             )
         return self.subscription_id
 
-    @property
+    @cached_property
     def names(self) -> Names:
         """Every resource name: the override when set, else derived from the deployment."""
         derived = naming.derive_names(self.name, self.require_subscription(), self.resource_group_name)

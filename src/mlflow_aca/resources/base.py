@@ -182,6 +182,17 @@ def provisioning_state(state: dict[str, Any]) -> str:
     return str((state.get("properties") or {}).get("provisioningState") or "").lower()
 
 
+def require_name_available(answer: tuple[bool, str], *, what: str, name: str, key: str, code: str) -> None:
+    """Fail before creating when Azure says a globally unique name is taken."""
+    available, reason = answer
+    if not available:
+        raise OperationError(
+            f"The {what} name {name!r} is not available: {reason}",
+            code=code,
+            hint=f"{what[0].upper()}{what[1:]} names are global across Azure: set {key}.",
+        )
+
+
 def tagged_by_us(state: dict[str, Any] | None, deployment: str) -> bool:
     tags = (state or {}).get("tags") or {}
     return tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get(DEPLOYMENT_TAG) == deployment

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_aca.azure import registry as azure_registry
-from mlflow_aca.errors import OperationError
-from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources.base import Context, Resource, require_name_available
 from mlflow_aca.resources.util import dig
 
 
@@ -38,11 +37,7 @@ class Registry(Resource):
         return {"id": state.get("id"), "login_server": login}
 
     def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-        available, reason = azure_registry.name_available(ctx.session, ctx.names.registry)
-        if not available:
-            raise OperationError(
-                f"The registry name {ctx.names.registry!r} is not available: {reason}",
-                code="RegistryNameNotAvailable",
-                hint="Registry names are global across Azure: set registry_name.",
-            )
+        name = ctx.names.registry
+        require_name_available(azure_registry.name_available(ctx.session, name), what="registry",
+                               name=name, key="registry_name", code="RegistryNameNotAvailable")
         return super().create(ctx, body)

@@ -8,10 +8,9 @@ import string
 from typing import Any
 
 from mlflow_aca.azure import sql as azure_sql
-from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.redaction import register_secret
-from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources.base import Context, Resource, require_name_available
 
 # Symbols that need no quoting in shells or ODBC connection strings; URIs encode them anyway.
 _PASSWORD_SYMBOLS = "-_.~!*"
@@ -61,13 +60,9 @@ class SqlServer(Resource):
         return {"id": state.get("id")}
 
     def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-        available, reason = azure_sql.server_name_available(ctx.session, ctx.names.sql_server)
-        if not available:
-            raise OperationError(
-                f"The SQL server name {ctx.names.sql_server!r} is not available: {reason}",
-                code="ServerNameNotAvailable",
-                hint="SQL server names are global across Azure: set sql_server_name.",
-            )
+        name = ctx.names.sql_server
+        require_name_available(azure_sql.server_name_available(ctx.session, name), what="SQL server",
+                               name=name, key="sql_server_name", code="ServerNameNotAvailable")
         if ctx.settings.sql_auth == "password":
             password = generate_password()
             body = _with_password(body, password)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_aca.azure import storage as azure_storage
-from mlflow_aca.errors import OperationError
-from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources.base import Context, Resource, require_name_available
 
 
 class StorageAccount(Resource):
@@ -33,13 +32,10 @@ class StorageAccount(Resource):
         }
 
     def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-        available, reason = azure_storage.account_name_available(ctx.session, ctx.names.storage_account)
-        if not available:
-            raise OperationError(
-                f"The storage account name {ctx.names.storage_account!r} is not available: {reason}",
-                code="StorageAccountAlreadyTaken",
-                hint="Storage account names are global across Azure: set storage_account_name.",
-            )
+        name = ctx.names.storage_account
+        require_name_available(azure_storage.account_name_available(ctx.session, name),
+                               what="storage account", name=name, key="storage_account_name",
+                               code="StorageAccountAlreadyTaken")
         return super().create(ctx, body)
 
 
