@@ -4,7 +4,6 @@ DefaultAzureCredential: security settings, idempotency, targeted updates."""
 import re
 import uuid
 
-
 from mlflow_aca.azure.roles import ACR_PULL, STORAGE_BLOB_DATA_CONTRIBUTOR
 from mlflow_aca.config import Settings
 
