@@ -36,6 +36,13 @@ def test_help_everywhere(command, tmp_path):
             assert option in result.stdout
 
 
+def test_version(tmp_path):
+    from mlflow_aca import __version__
+
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.code == 0 and result.stdout.strip() == f"mlflow-aca {__version__}"
+
+
 def test_top_level_help_lists_every_command(tmp_path):
     listing = run_cli("--help", cwd=tmp_path).stdout
     for command in COMMANDS:
