@@ -143,7 +143,7 @@ def run_graph(steps: Iterable[Step], *, reporter: Any, concurrency: int = 4) -> 
         else:
             raise outcome  # a bug or an interrupt inside a step: not an expected failure
     if failures:
-        raise GraphFailed(failures, results)
+        raise GraphFailed(failures, results) from next(iter(failures.values()))
     return results
 
 
