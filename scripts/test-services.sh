@@ -173,6 +173,7 @@ APT_PACKAGES=(
   unixodbc tdsodbc  # lets pyodbc load a driver (FreeTDS); no SQL Server runs here
   hyperfine         # timing whole commands in benchmarks
   curl              # readiness checks below
+  zsh fish          # run the lines `mlflow-aca env --shell` prints for real
 )
 
 pkg_installed() {

@@ -24,8 +24,11 @@ def shell_lines(tracking_uri: str, shell: str) -> list[str]:
         return ([f"export {k}={_posix_quote(v)}" for k, v in settings.items()]
                 + [f"unset {' '.join(INJECTED)}"])
     if shell == "fish":
+        # A bare `set -e` of a variable that is not set fails (status 4), and fish's `set` keeps
+        # the previous status: `mlflow-aca env --shell fish | source; and python train.py` would
+        # then stop wherever the injected variables are absent. `if` ends with status 0.
         return ([f"set -gx {k} {_posix_quote(v)}" for k, v in settings.items()]
-                + [f"set -e {name}" for name in INJECTED])
+                + [f"if set -q {name}; set -e {name}; end" for name in INJECTED])
     if shell == "powershell":
         return ([f"$env:{k} = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in settings.items()]
                 + [f"Remove-Item Env:{name} -ErrorAction SilentlyContinue" for name in INJECTED])

@@ -79,6 +79,35 @@ class SilentReporter:
             return list(self._steps.values())
 
 
+class PlainReporter(SilentReporter):
+    """One line per event on a stream: progress a CI log can keep, with no live display."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+        self._started = time.monotonic()
+
+    def start(self, key: str, label: str) -> None:
+        super().start(key, label)
+        self._write(f"{label}: started")
+
+    def finish(self, key: str, outcome: str, detail: str = "") -> None:
+        super().finish(key, outcome, detail)
+        step = next(s for s in self.steps if s.key == key)
+        self._write(f"{step.label}: {outcome} in {step.seconds:.1f}s" + (f" ({detail})" if detail else ""))
+
+    def log(self, line: str) -> None:
+        super().log(line)
+        self._write(f"  {line}")
+
+    def _write(self, text: str) -> None:
+        from mlflow_aca.redaction import redact
+
+        with self._lock:
+            self._stream.write(f"[{time.monotonic() - self._started:6.1f}s] {redact(text)}\n")
+            self._stream.flush()
+
+
 class RichReporter(SilentReporter):
     """A spinner and elapsed time per running step on a terminal."""
 

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tests.clirunner import CliResult, run_cli
+from tests.integration.images import acr, docker_config, product_image, registry_backend  # noqa: F401 - fixtures
+from tests.integration.replay import postgres_driver, replay_engine, replay_image  # noqa: F401 - fixtures
 from tests.standin.fixtures import client_env
 
 WRITE_METHODS = ("PUT", "PATCH", "DELETE")

@@ -152,7 +152,7 @@ def test_plan_and_dry_run_write_nothing(deployment):
     assert next(r for r in deployed_plan["resources"] if r["key"] == "app")["outcome"] == "create"
     assert deployment.writes() == []
     human = deployment.cli("plan")
-    assert human.code == 0 and re.search(r"~ Log Analytics workspace mlflow-logs\s+update\s+\(properties.retentionInDays\)", human.stdout)
+    assert human.code == 0 and re.search(r"~ Log Analytics workspace mlflow-logs\s+[\d.]+s\s+update\s+\(properties.retentionInDays\)", human.stdout)
 
 
 def test_deploy_before_provision_says_what_is_missing(deployment):

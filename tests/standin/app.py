@@ -47,6 +47,7 @@ class StandinApp:
         self.log = RequestLog(request_log)
         self.control: Callable[[Request], Response] | None = None   # the control API, set by the handle
         self.hosts: list[Callable[[str], Any]] = []   # virtual-host resolvers for the HTTPS proxy
+        self.registry_front: Any = None   # registry_front.RegistryFront, started on first use
         from .providers import register_all
         register_all(self)
 
@@ -64,18 +65,42 @@ class StandinApp:
         self._record(req, response.status)
         return response
 
+    def serve_data_plane(self, req: Request, handler: Callable[[Request], Response]) -> Response:
+        """A data-plane request (a registry's login server, a blob): faults and the request log
+        apply as they do to ARM; authentication is the handler's own."""
+        try:
+            with self.store.lock:
+                self.store.settle()
+            response = self._fault(req) or handler(req)
+        except ArmError as err:
+            response = Response(err.status, err.body(), err.headers)
+        except DropConnection:
+            self._record(req, 0)
+            raise
+        self._record(req, response.status)
+        return response
+
+    def _fault(self, req: Request) -> Response | None:
+        """Fire the first queued fault matching the request: an answer, a dropped connection, or
+        (lro_failed) a mark on the request that makes the operation it starts fail."""
+        fault = self.faults.take(req.method, req.path)
+        if fault is None:
+            return None
+        req.fault = fault.code if fault.kind == "status" else fault.kind
+        if fault.kind == "drop":
+            raise DropConnection()
+        if fault.kind == "status":
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return Response(fault.status, {"error": {"code": fault.code, "message": fault.message}}, headers)
+        req.lro_failure = (fault.code, fault.message)
+        return None
+
     def _dispatch(self, req: Request) -> Response:
         with self.store.lock:
             self.store.settle()
-        fault = self.faults.take(req.method, req.path)
-        if fault is not None:
-            req.fault = fault.code if fault.kind == "status" else fault.kind
-            if fault.kind == "drop":
-                raise DropConnection()
-            if fault.kind == "status":
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                return Response(fault.status, {"error": {"code": fault.code, "message": fault.message}}, headers)
-            req.lro_failure = (fault.code, fault.message)
+        faulted = self._fault(req)
+        if faulted is not None:
+            return faulted
         if req.path.rstrip("/").lower() == "/metadata/endpoints":
             return metadata.endpoints(self, req)
         if req.path.rstrip("/").lower() == IDENTITY_PATH:

@@ -58,6 +58,7 @@ class Request:
     principal: dict | None = None  # token claims once authenticated
     lro_failure: tuple[str, str] | None = None   # set by an `lro_failed` fault
     fault: str | None = None       # the scripted fault that fired on this request, for the log
+    raw_query: str = ""            # the query as sent: repeated names (a token request's scopes) survive
 
     @property
     def api_version(self) -> str | None:

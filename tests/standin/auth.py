@@ -51,10 +51,18 @@ class TokenService:
                   "iat": now, "nbf": now, "exp": now + lifetime}
         if mirid:
             claims["xms_mirid"] = mirid
+        return self.sign(claims), claims["exp"]
+
+    def sign(self, claims: dict) -> str:
+        """A JWT with these claims under the stand-in's key (ACR refresh tokens use it too)."""
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         payload = _b64(json.dumps(claims).encode())
         signature = _b64(hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
-        return f"{header}.{payload}.{signature}", claims["exp"]
+        return f"{header}.{payload}.{signature}"
+
+    def verify(self, token: str) -> dict | None:
+        """The claims of a token the stand-in signed, or None (forged, edited, not a JWT)."""
+        return self._verify(token)
 
     def managed_identity(self, request: Request, find_identity) -> Response:
         """App Service managed identity protocol, as azure-identity/MSAL call it.

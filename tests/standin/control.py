@@ -30,7 +30,7 @@ class Control:
     OPERATIONS = ("reset", "info", "add_fault", "clear_faults", "faults", "requests", "clear_requests",
                   "resources", "resource", "set_latency", "set_replication_delay", "unregister_provider",
                   "take_name", "set_revision_state", "set_job_execution_outcome", "set_app_endpoint",
-                  "issue_token")
+                  "issue_token", "registry_front", "attach_registry")
 
     def reset(self) -> None:
         """Forget every resource, fault, log entry and setting (latency is kept)."""
@@ -125,6 +125,29 @@ class Control:
         MLflow's /health and /version itself (`version` sets the version text)."""
         with self.app.store.lock:
             containerapps.set_endpoint(self.app, app_id, backend=backend, version=version)
+
+    # -- ACR data plane ------------------------------------------------------------------------------
+    def registry_front(self) -> dict:
+        """Start (once) the login-server front and say how to start the registry behind it:
+        login_server, realm, service, issuer, rootcertbundle (see registry_front.py)."""
+        from .registry_front import RegistryFront
+
+        with self.app.store.lock:
+            if self.app.registry_front is None:
+                self.app.registry_front = RegistryFront(self.app, self.tls, self.workdir)
+            return self.app.registry_front.info()
+
+    def attach_registry(self, backend: str) -> dict:
+        """Relay the front's /v2/ to the registry at `backend` ("host:port"); every registry resource
+        (existing and new) reports the front as its loginServer until the next reset."""
+        from .providers.registry import REGISTRY_TYPE
+
+        info = self.registry_front()
+        with self.app.store.lock:
+            self.app.store.registry_backend = backend
+            for res in self.app.store.of_type(REGISTRY_TYPE):
+                res.properties["loginServer"] = info["login_server"]
+        return self.app.registry_front.info()
 
     def issue_token(self, resource: str | None = None, *, client_id: str | None = None,
                     lifetime: int = 3600) -> str:

@@ -105,3 +105,17 @@ class FaultQueue:
                         self._faults.remove(fault)
                     return fault
         return None
+
+
+def tasks_not_allowed(path: str = r"/registries/[^/]+/scheduleRun$", *, times: int = 1) -> Fault:
+    """What a subscription that may not use ACR Tasks (e.g. a free trial) is told."""
+    return Fault(path, method="POST", times=times, status=400, code="TasksOperationsNotAllowed",
+                 message="ACR Tasks requests for the registry are not permitted. Please file an Azure support "
+                         "request at http://aka.ms/azuresupport for assistance.")
+
+
+def run_failed(message: str = "The command '/bin/sh -c pip install' returned a non-zero code: 1", *,
+               times: int = 1) -> Fault:
+    """The next scheduled ACR Tasks run fails, its log ending with `message`."""
+    return Fault(r"/registries/[^/]+/scheduleRun$", kind="lro_failed", method="POST", times=times,
+                 code="RunFailed", message=message)

@@ -42,6 +42,8 @@ class Standin(Control):
         return self
 
     def stop(self) -> None:
+        if self.app.registry_front is not None:
+            self.app.registry_front.stop()
         self.server.shutdown()
         self.server.server_close()
         self.app.log.close()

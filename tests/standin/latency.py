@@ -26,6 +26,7 @@ TYPICAL_SECONDS = {
     "jobs": 30,
     "jobStart": 5,
     "jobExecutions": 60,
+    "runs": 150,    # an ACR Tasks quick run (az acr build)
 }
 DEFAULT_SECONDS = 10
 

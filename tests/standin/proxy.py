@@ -26,6 +26,8 @@ class VirtualHost:
     """What a resolver returns for a name it serves."""
     respond: Callable[[str, str, dict], tuple[int, str]] | None = None   # (method, path, headers) -> (status, text)
     backend: tuple[str, int] | None = None
+    # A full HTTP service (a blob endpoint): (method, path with query, headers, body) -> (status, body, headers)
+    handle: Callable[[str, str, dict, bytes], tuple[int, bytes, dict]] | None = None
 
 
 def tunnel(handler: http.server.BaseHTTPRequestHandler, app: StandinApp, tls: Tls) -> None:
@@ -101,9 +103,20 @@ class _VirtualHostHandler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        status, text = self.vhost.respond(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.vhost.handle is not None:
+            status, payload, extra = self.vhost.handle(self.command, self.path, headers, body)
+            self.send_response(status)
+            for name, value in extra.items():
+                self.send_header(name, value)
+            if "content-length" not in {name.lower() for name in extra}:  # a HEAD states the blob's size
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            return
+        status, text = self.vhost.respond(self.command, self.path, headers)
         payload = text.encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")

@@ -83,7 +83,8 @@ class ArmRequestHandler(http.server.BaseHTTPRequestHandler):
         req = Request(method=self.command, path=_normalize(parts.path),
                       query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                       headers={k.lower(): v for k, v in self.headers.items()},
-                      body=_decode(raw, self.headers.get("Content-Type", "")), base_url=f"https://{host}")
+                      body=_decode(raw, self.headers.get("Content-Type", "")), base_url=f"https://{host}",
+                      raw_query=parts.query)
         try:
             response = self.server.app.handle(req)
         except DropConnection:

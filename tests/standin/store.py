@@ -80,6 +80,10 @@ class Store:
             self.pending_replication: dict[str, int] = {}
             self.job_outcomes: dict[str, str] = {}    # lower job id -> status of next executions
             self.app_endpoints: dict[str, dict] = {}  # lower app id -> {"backend": (host, port), "version": str}
+            # ACR data plane and Tasks (providers/tasks.py, registry_front.py, blobs.py):
+            self.registry_backend: str | None = None  # "host:port" of the real registry behind the front
+            self.runs: dict[str, Any] = {}            # lower run id -> tasks.RunState
+            self.blobs: dict[str, Any] = {}           # "container/name" -> blobs.Blob
 
     # -- resources -------------------------------------------------------------------------
     def get(self, rid: str) -> Resource | None:

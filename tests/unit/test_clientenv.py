@@ -19,7 +19,7 @@ def test_bash_lines_set_the_uri_and_remove_injected_variables():
 
 
 @pytest.mark.parametrize(("shell", "expected"), [
-    ("fish", ["set -gx MLFLOW_TRACKING_URI " + URI, "set -e OTEL_EXPORTER_OTLP_ENDPOINT"]),
+    ("fish", ["set -gx MLFLOW_TRACKING_URI " + URI, "if set -q OTEL_EXPORTER_OTLP_ENDPOINT; set -e OTEL_EXPORTER_OTLP_ENDPOINT; end"]),
     ("powershell", [f"$env:MLFLOW_TRACKING_URI = '{URI}'", "Remove-Item Env:OTEL_EXPORTER_OTLP_ENDPOINT -ErrorAction SilentlyContinue"]),
     ("zsh", [f"export MLFLOW_TRACKING_URI={URI}", "unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]),
 ])

@@ -32,6 +32,8 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ])
+# The codes a failed sign-in or lookup raises (see _call).
+CHECK_FAILURES = frozenset({"RegistrySignInFailed", "RegistryAccessDenied", "RegistryUnreachable"})
 DENIED_HINT = ("The signed-in identity needs AcrPush (or Contributor) on the registry to push, and "
                "AcrPull to read; check the credential (`az login`, AZURE_CLIENT_ID, ...).")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 _MARK = {"created": "+", "create": "+", "updated": "~", "update": "~", "deleted": "-",
-         "ok": "=", "kept": "=", "ran": "*", "run": "*", "absent": " ", "skipped": "!", "failed": "x", "present": "="}
+         "ok": "=", "kept": "=", "ran": "*", "run": "*", "absent": " ", "skipped": "!", "failed": "x", "present": "=",
+         "built": "+", "pushed": "+"}
 
 
 def outcome_table(out: Any, data: dict[str, Any], *, title: str) -> None:

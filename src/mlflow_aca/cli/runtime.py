@@ -97,10 +97,13 @@ class Run:
         return self._stderr
 
     def reporter(self) -> Any:
-        from mlflow_aca.reporting import RichReporter, SilentReporter
+        """Live display for a person at a terminal; plain lines for logs; nothing for --json."""
+        from mlflow_aca.reporting import PlainReporter, RichReporter, SilentReporter
 
-        if self.json or not self.stderr.is_terminal:
+        if self.json:
             return SilentReporter()
+        if not self.stderr.is_terminal:
+            return PlainReporter(sys.stderr)
         return RichReporter(self.stderr)
 
     @contextmanager

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlflow_aca.cli.app import app
+from mlflow_aca.cli.build import BUILD_ARG_HELP, REMOTE_HELP
 from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
 
@@ -16,14 +17,22 @@ def up(
     run: Run,
     image: Annotated[str | None, typer.Option(help="Deploy this existing image reference and "
                                               "skip build and push.")] = None,
+    remote: Annotated[bool | None, typer.Option("--remote/--local", help=REMOTE_HELP,
+                                                show_default=False)] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use cached layers.")] = False,
+    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help=BUILD_ARG_HELP,
+                                                        show_default=False)] = None,
 ) -> None:
     from mlflow_aca import deployment
+    from mlflow_aca import image as images
 
-    with run.azure() as ctx, run.progress("up") as reporter:
-        outcome = deployment.up(ctx, reporter, image=image)
+    options = images.BuildOptions.from_flags(no_cache=no_cache, build_args=build_arg or ())
+    use_remote = image is None and images.choose_remote(remote)
+    if use_remote and remote is None:
+        run.note("No Docker engine answers here: building in Azure with ACR Tasks (--local to refuse).")
+    with run.azure() as ctx, run.progress() as reporter:
+        steps = [] if image else images.image_steps(ctx, reporter, remote=use_remote, options=options)
+        outcome = deployment.up(ctx, reporter, image_steps=steps, image=image)
     data = outcome.as_data()
-    if image is None:
-        data["skipped"] = ["build", "push"]
-        run.note("Build and push are not available in this version: deploying the image the "
-                 "template names, which must already be in the registry.")
+    data["image"] = image or outcome.outputs.get(steps[-1].key, {}).get("reference")
     run.succeed(data, lambda out: outcome_table(out, data, title="Up"))

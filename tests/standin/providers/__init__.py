@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 def register_all(app: "StandinApp") -> None:
     from . import (authorization, containerapps, core, environments, jobs, loganalytics, msi, registry, sql,
-                   storage)
-    for module in (core, msi, loganalytics, storage, registry, sql, environments, containerapps, jobs,
+                   storage, tasks)
+    for module in (core, msi, loganalytics, storage, registry, tasks, sql, environments, containerapps, jobs,
                    authorization):
         module.register(app)

@@ -1,8 +1,9 @@
 """Microsoft.ContainerRegistry: registries (globally unique names, login server).
 
-Built to be extended: `Registries` is the ARM resource; data-plane behaviour (the OAuth2
-token exchange on `https://<loginServer>/oauth2/exchange`, ACR Tasks runs) can be added as
-routes in `register` and as a virtual host in `app.hosts` keyed by `login_server(...)`.
+`Registries` is the ARM resource. Its data plane lives elsewhere: the login server's token
+exchange and `/v2/` (registry_front.py: while a real registry is attached, every registry's
+`loginServer` is that front's `127.0.0.1:<port>` instead of `<name>.azurecr.io`) and ACR Tasks
+runs (tasks.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ ROLE_ASSIGNMENT_MODES = ["AbacRepositoryPermissions", "LegacyRegistryPermissions
 _NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 
 
-def login_server(name: str) -> str:
+def login_server(name: str, app: "StandinApp | None" = None) -> str:
+    """`<name>.azurecr.io`, or the registry front's address while a real registry is attached."""
+    if app is not None and app.registry_front is not None and app.store.registry_backend:
+        return app.registry_front.login_server
     return f"{name.lower()}.{SUFFIXES['acrLoginServer']}"
 
 
@@ -74,7 +78,7 @@ class Registries(ResourceKind):
                           ROLE_ASSIGNMENT_MODES, "properties.roleAssignmentMode")
         identity = resolve_identity(ctx.app, ctx.body.get("identity"), ctx.id)
         out = {**old, **{k: v for k, v in props.items() if k != "provisioningState"}}
-        out.update({"loginServer": login_server(ctx.name), "adminUserEnabled": admin, "roleAssignmentMode": mode,
+        out.update({"loginServer": login_server(ctx.name, ctx.app), "adminUserEnabled": admin, "roleAssignmentMode": mode,
                     "creationDate": old.get("creationDate") or now_iso(),
                     "publicNetworkAccess": props.get("publicNetworkAccess", old.get("publicNetworkAccess", "Enabled")),
                     "status": {"displayStatus": "Succeeded", "timestamp": now_iso()}})

@@ -1,0 +1,215 @@
+"""The deployed container app, replayed with Docker as Container Apps would run it, driven by the
+real MLflow client through the app's FQDN.
+
+`provision` + `deploy --image <local registry>/...` against the Azure stand-in; the app the
+stand-in then holds is run from the registry with its own command, args, environment (the
+backend URI arrives by secretRef: sql_auth = password), target port and probes; Azurite and
+PostgreSQL stand in for Blob and Azure SQL (replay.substitute_for_local, the only departure).
+The stand-in's HTTPS proxy terminates TLS for the FQDN and relays to the container's published
+port, so every request carries the Host header ACA's ingress would pass on, with no test-only
+header tricks: the MLflow client and the browser-like calls reach https://<fqdn> through
+`HTTPS_PROXY`, configured by environment variables only.
+
+The negative controls replay the same spec less one variable (or with the artifact container
+missing) and must fail the way users would see it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests import services
+from tests.integration import replay
+from tests.integration.conftest import Deployment
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ARTIFACTS_PATH = "team-a/tracking"
+
+
+@dataclass
+class Deployed:
+    deployment: Deployment
+    app: dict[str, Any]
+    secrets: dict[str, str] = field(repr=False)  # pytest shows fixture values in tracebacks
+    blob_container: str
+    database: str
+    postgres: services.Postgres
+    azurite: services.Azurite
+    postgres_driver: Any
+
+    @property
+    def fqdn(self) -> str:
+        return self.app["properties"]["configuration"]["ingress"]["fqdn"]
+
+    @property
+    def origin(self) -> str:
+        return f"https://{self.fqdn}"
+
+    def run(self) -> replay.ContainerRun:
+        """The app's container with the replay's substitutions: what the tests start."""
+        return replay.substitute_for_local(
+            replay.app_run(self.app, self.secrets), azurite=self.azurite, postgres_driver=self.postgres_driver,
+            database_url=self.postgres.url(self.database, driver="psycopg", for_container=True))
+
+
+@pytest.fixture(scope="module")
+def deployed(standin_session, tmp_path_factory, replay_image, postgres_driver):
+    """One provision + deploy for the module (the stand-in is not reset between its tests)."""
+    azurite, postgres = services.require_azurite(), services.require_postgres()
+    standin_session.reset()
+    standin_session.set_latency(0)
+    deployment = Deployment(standin_session, tmp_path_factory.mktemp("replay"), {
+        "sql_auth": "password",  # the backend URI reaches the app by secretRef
+        "storage_container_name": f"replay-{uuid.uuid4().hex[:12]}",  # Azurite is shared: a name of our own
+        "artifacts_path": ARTIFACTS_PATH,
+    })
+    deployment.ok("provision")
+    deployment.ok("deploy", "--image", replay_image)
+    app = deployment.one("Microsoft.App/containerApps")
+    (container,) = deployment.resources("Microsoft.Storage/storageAccounts/blobServices/containers")
+    with replay.fresh_database(postgres) as database:
+        yield Deployed(deployment, app, replay.list_secrets(deployment, app), container["name"], database,
+                       postgres, azurite, postgres_driver)
+    with contextlib.suppress(Exception):
+        replay.blob_container(azurite, container["name"]).delete_container()
+
+
+@pytest.fixture
+def ingress(deployed, monkeypatch):
+    """This process reaches the app on its FQDN through the stand-in's proxy, as a client would."""
+    for name, value in replay.ingress_environ(deployed.deployment, deployed.fqdn).items():
+        monkeypatch.setenv(name, value)
+    return deployed
+
+
+@contextlib.contextmanager
+def serving(deployed: Deployed, engine: Any, run: replay.ContainerRun):
+    """Run the container and point the app's FQDN at it."""
+    with replay.running_app(engine, run) as app:
+        deployed.deployment.standin.set_app_endpoint(deployed.app["id"], backend=app.backend)
+        yield app
+
+
+def get(deployed: Deployed, path: str, **kwargs):
+    import requests
+
+    return requests.get(deployed.origin + path, timeout=60, **kwargs)
+
+
+def ui_post(deployed: Deployed, *, origin: str | None) -> Any:
+    """What the UI's own page sends: a POST to /ajax-api/ with the page's Origin."""
+    import requests
+
+    headers = {"Origin": origin} if origin else {}
+    return requests.post(f"{deployed.origin}/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 50},
+                         headers=headers, timeout=60)
+
+
+def test_the_deployed_spec_runs_and_serves_the_mlflow_client_the_ui_and_blob_artifacts(
+        ingress, replay_engine, tmp_path):
+    from mlflow import MlflowClient
+
+    deployed = ingress
+    blobs = replay.ensure_blob_container(deployed.azurite, deployed.blob_container, exists=True)
+    spec = deployed.app["properties"]["template"]["containers"][0]
+    assert any("secretRef" in var for var in spec["env"]), "the replay should resolve a secretRef"
+
+    with serving(deployed, replay_engine, deployed.run()) as app:
+        assert [kind for kind, _, _ in app.probes] == ["Startup", "Readiness", "Liveness"]
+        client = MlflowClient()
+        experiment_id = client.create_experiment(f"replay-{uuid.uuid4().hex[:8]}")
+        run_id = client.create_run(experiment_id).info.run_id
+        client.log_param(run_id, "alpha", "0.5")
+        for step, value in enumerate([0.9, 0.5, 0.25]):
+            client.log_metric(run_id, "rmse", value, step=step)
+        notes = tmp_path / "notes.txt"
+        notes.write_text("replayed on Azurite\n")
+        client.log_artifact(run_id, str(notes), artifact_path="reports")
+        client.set_terminated(run_id)
+
+        run = client.get_run(run_id)
+        assert run.data.params == {"alpha": "0.5"} and run.info.status == "FINISHED"
+        assert [m.value for m in client.get_metric_history(run_id, "rmse")] == [0.9, 0.5, 0.25]
+        assert [a.path for a in client.list_artifacts(run_id, "reports")] == ["reports/notes.txt"]
+        downloaded = client.download_artifacts(run_id, "reports/notes.txt", str(tmp_path / "back"))
+        assert open(downloaded).read() == "replayed on Azurite\n"
+
+        # The artifact is a blob under the configured container and path; the run is in PostgreSQL.
+        blob = f"{ARTIFACTS_PATH}/{experiment_id}/{run_id}/artifacts/reports/notes.txt"
+        stored = [b.name for b in blobs.list_blobs(name_starts_with=f"{ARTIFACTS_PATH}/{experiment_id}/")]
+        assert stored == [blob], f"blobs in {deployed.blob_container}: {stored}\n--- server log ---\n{app.logs()}"
+        assert blobs.download_blob(blob).readall() == b"replayed on Azurite\n"
+        assert replay.query(deployed.postgres, deployed.database,
+                            "SELECT key, value FROM params WHERE run_uuid = %s", run_id) == [("alpha", "0.5")]
+
+        # The UI: its page and assets load, and its own POSTs (with its origin) are accepted.
+        page = get(deployed, "/")
+        assert page.status_code == 200 and "<title>MLflow" in page.text, page.text[:300]
+        script = re.search(r'src="\.?/?(static-files/[^"]+\.js)"', page.text)
+        assert script, page.text[:500]
+        assert get(deployed, "/" + script.group(1)).status_code == 200
+        searched = ui_post(deployed, origin=deployed.origin)
+        assert searched.status_code == 200, searched.text
+        assert experiment_id in [e["experiment_id"] for e in searched.json()["experiments"]]
+
+        # Light, as sized for 2 GiB (notes/mlflow.md): MLflow read one worker and no job runner;
+        # and the pool recycling Azure SQL's idle timeout needs.
+        commands = [row[-1] for row in app.container.top()["Processes"]]
+        assert any("uvicorn" in c and "--workers 1 " in c for c in commands), commands
+        assert not any("huey" in c for c in commands), commands
+        assert "'pool_recycle': 1200" in app.logs(tail="all")
+
+
+def test_without_allowed_hosts_the_probes_pass_but_every_call_gets_403(ingress, replay_engine):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    deployed = ingress
+    with serving(deployed, replay_engine, deployed.run().without("MLFLOW_SERVER_ALLOWED_HOSTS")):
+        assert get(deployed, "/health").status_code == 200  # ACA would call this revision healthy
+        denied = get(deployed, "/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+        assert denied.status_code == 403 and "Invalid Host header" in denied.text
+        assert get(deployed, "/").status_code == 403
+        with pytest.raises(MlflowException, match="403"):
+            MlflowClient().search_experiments()
+
+
+def test_without_the_cors_origin_the_ui_post_gets_403(ingress, replay_engine):
+    deployed = ingress
+    with serving(deployed, replay_engine, deployed.run().without("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")):
+        blocked = ui_post(deployed, origin=deployed.origin)
+        assert blocked.status_code == 403 and "Cross-origin request blocked" in blocked.text
+        assert ui_post(deployed, origin=None).status_code == 200  # only the origin check refused it
+
+
+def test_with_the_artifact_container_missing_the_upload_fails(ingress, replay_engine, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    deployed = ingress
+    replay.ensure_blob_container(deployed.azurite, deployed.blob_container, exists=False)
+    with serving(deployed, replay_engine, deployed.run()):
+        client = MlflowClient()
+        run_id = client.create_run(client.create_experiment(f"no-container-{uuid.uuid4().hex[:8]}")).info.run_id
+        client.log_param(run_id, "alpha", "0.5")  # the database side works
+        notes = tmp_path / "notes.txt"
+        notes.write_text("first try\n")
+        with pytest.raises(MlflowException, match="500 error"):
+            client.log_artifact(run_id, str(notes))
+        assert not replay.blob_container(deployed.azurite, deployed.blob_container).exists()  # MLflow made none
+
+        # The same server, once the container exists: the upload goes through. (On a new client
+        # session: the failed upload's connection may be closing, and the stand-in's proxy ties
+        # the client's tunnel to the server's connection, which ACA's ingress does not.)
+        blobs = replay.ensure_blob_container(deployed.azurite, deployed.blob_container, exists=True)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # other settings, another session
+        client.log_artifact(run_id, str(notes))
+        assert [b.name for b in blobs.list_blobs(name_starts_with=f"{ARTIFACTS_PATH}/")] == [
+            f"{ARTIFACTS_PATH}/{client.get_run(run_id).info.experiment_id}/{run_id}/artifacts/notes.txt"]
