@@ -46,3 +46,49 @@ def run_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | Non
         timeout=timeout,
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@dataclass
+class TtyResult:
+    code: int
+    transcript: str  # what the terminal showed, colours and cursor moves removed
+    answered: list[str]
+
+
+def run_cli_on_tty(*args: str, answers: list[tuple[str, str]], cwd: Path | str,
+                   env: dict[str, str] | None = None, timeout: float = 60) -> TtyResult:
+    """Run the CLI on a pseudo-terminal (stdin, stdout and stderr all a TTY, as for a person)
+    and answer each prompt, in order, when its text appears."""
+    import os
+    import pty
+    import re
+    import time
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "mlflow_aca", *args], stdin=terminal, stdout=terminal,
+                               stderr=terminal, cwd=cwd, env=clean_environ(env))
+    os.close(terminal)
+    transcript, pending, answered = b"", list(answers), []
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            transcript += os.read(controller, 4096)
+        except OSError:
+            break
+        if pending and pending[0][0].encode() in transcript:
+            prompt, reply = pending.pop(0)
+            os.write(controller, reply.encode() + b"\n")
+            answered.append(prompt)
+    process.wait(timeout=30)
+    while True:  # what is still buffered after the process ended
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        transcript += chunk
+    os.close(controller)
+    # Lines re-joined where the console wrapped them.
+    text = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript.decode(errors="replace")).split())
+    return TtyResult(process.returncode, text, answered)

@@ -175,37 +175,15 @@ def test_up_remote_rerun_finds_the_image_present(deployment, acr, product_image,
 
 
 def test_tasks_not_allowed_on_a_terminal_asks_before_building_locally(deployment, product_image, docker_config):
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    from tests.clirunner import clean_environ
+    from tests.clirunner import run_cli_on_tty
 
     _registry(deployment, **product_image.settings)
     deployment.standin.add_fault(faults.tasks_not_allowed())
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "mlflow_aca", "build", "--remote"], stdin=terminal,
-                               stdout=terminal, stderr=terminal, cwd=deployment.directory,
-                               env=clean_environ(deployment.env(DOCKER_CONFIG=str(docker_config))))
-    os.close(terminal)
-    transcript, answered = b"", False
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            transcript += os.read(controller, 4096)
-        except OSError:
-            break
-        if not answered and b"Build locally instead?" in transcript:
-            os.write(controller, b"y\n")
-            answered = True
-    process.wait(timeout=30)
-    os.close(controller)
-    import re
-
-    # What a person saw: without colours and cursor moves, lines re-joined where the console wrapped.
-    text = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript.decode(errors="replace")).split())
-    assert process.returncode == 0, text
-    assert answered and "ACR Tasks requests for the registry are not permitted" in text
+    result = run_cli_on_tty("build", "--remote", cwd=deployment.directory, timeout=120,
+                            env=deployment.env(DOCKER_CONFIG=str(docker_config)),
+                            answers=[("Build locally instead?", "y")])
+    text = result.transcript
+    assert result.code == 0, text
+    assert result.answered and "ACR Tasks requests for the registry are not permitted" in text
     assert f"Built {product_image.reference}" in text
     assert "Step 10/10 : CMD" in text  # the build output was shown live

@@ -3,6 +3,8 @@ data safety."""
 
 import pytest
 
+from tests.clirunner import run_cli_on_tty
+
 DATA_TYPES = ("Microsoft.Sql/servers", "Microsoft.Storage/storageAccounts",
               "Microsoft.ContainerRegistry/registries", "Microsoft.ManagedIdentity/userAssignedIdentities")
 
@@ -86,33 +88,10 @@ def test_delete_data_without_a_tty_needs_yes(deployed):
 
 
 def test_delete_data_at_a_tty_needs_the_deployment_name(deployed):
-    import os
-    import pty
-    import subprocess
-    import sys
-    import time
-
-    from tests.clirunner import clean_environ
-
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "mlflow_aca", "teardown", "--delete-data"],
-                               stdin=terminal, stdout=terminal, stderr=terminal, cwd=deployed.directory,
-                               env=clean_environ(deployed.env()))
-    os.close(terminal)
-    transcript, answered = b"", False
-    deadline = time.monotonic() + 30
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            transcript += os.read(controller, 1024)
-        except OSError:
-            break
-        if not answered and b"to confirm" in transcript:
-            os.write(controller, b"not-the-name\n")
-            answered = True
-    process.wait(timeout=10)
-    os.close(controller)
-    assert process.returncode == 2, transcript
-    assert b"Not confirmed" in transcript
+    result = run_cli_on_tty("teardown", "--delete-data", cwd=deployed.directory, env=deployed.env(),
+                            answers=[("to confirm", "not-the-name")])
+    assert result.code == 2, result.transcript
+    assert result.answered and "Not confirmed" in result.transcript
     assert deployed.requests(method="DELETE") == []
 
 

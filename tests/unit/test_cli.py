@@ -1,16 +1,13 @@
 """The command surface and its contract (SPEC §2, §7), through the real entry point."""
 
-import os
-import pty
 import subprocess
 import sys
-import time
 import tomllib
 
 import pytest
 
 from mlflow_aca.config import Settings
-from tests.clirunner import clean_environ, run_cli
+from tests.clirunner import clean_environ, run_cli, run_cli_on_tty
 from tests.values import SUBSCRIPTION
 
 COMMANDS = ["init", "build", "push", "provision", "deploy", "up", "plan", "status", "teardown",
@@ -204,25 +201,9 @@ def test_init_validates_before_writing(tmp_path):
 
 
 def test_init_prompts_on_a_tty(tmp_path):
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow_aca", "init", "--config", "team.toml"],
-        stdin=terminal, stdout=terminal, stderr=terminal, cwd=tmp_path, env=clean_environ(),
-    )
-    os.close(terminal)
-    transcript = b""
-    answers = [(b"Deployment name", b"prompted\n"), (b"Azure region", b"\n"),
-               (b"Subscription id", SUBSCRIPTION.encode() + b"\n")]
-    deadline = time.monotonic() + 30
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            transcript += os.read(controller, 1024)
-        except OSError:
-            break
-        if answers and answers[0][0] in transcript:
-            os.write(controller, answers.pop(0)[1])
-    process.wait(timeout=10)
-    os.close(controller)
-    assert process.returncode == 0, transcript
+    result = run_cli_on_tty("init", "--config", "team.toml", cwd=tmp_path, answers=[
+        ("Deployment name", "prompted"), ("Azure region", ""), ("Subscription id", SUBSCRIPTION)])
+    assert result.code == 0, result.transcript
+    assert len(result.answered) == 3
     values = tomllib.loads((tmp_path / "team.toml").read_text())
     assert values == {"name": "prompted", "location": "westeurope", "subscription_id": SUBSCRIPTION}
