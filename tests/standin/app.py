@@ -55,23 +55,22 @@ class StandinApp:
     def handle(self, req: Request) -> Response:
         if req.path.startswith(CONTROL_PREFIX) and self.control is not None:
             return self.control(req)
-        try:
-            response = self._dispatch(req)
-        except ArmError as err:
-            response = Response(err.status, err.body(), err.headers)
-        except DropConnection:
-            self._record(req, 0)
-            raise
-        self._record(req, response.status)
-        return response
+        return self._answer(req, lambda: self._dispatch(req))
 
     def serve_data_plane(self, req: Request, handler: Callable[[Request], Response]) -> Response:
         """A data-plane request (a registry's login server, a blob): faults and the request log
         apply as they do to ARM; authentication is the handler's own."""
-        try:
+        def produce() -> Response:
             with self.store.lock:
                 self.store.settle()
-            response = self._fault(req) or handler(req)
+            return self._fault(req) or handler(req)
+
+        return self._answer(req, produce)
+
+    def _answer(self, req: Request, produce: Callable[[], Response]) -> Response:
+        """Turn ARM errors into responses and log every request, answered or dropped."""
+        try:
+            response = produce()
         except ArmError as err:
             response = Response(err.status, err.body(), err.headers)
         except DropConnection:
