@@ -23,7 +23,6 @@ import http.server
 import json
 import os
 import socket
-import socketserver
 import ssl
 import threading
 import time
@@ -34,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 import trustme
 
 from . import registry_tokens
+from .server import ThreadedServer
 from .arm import DropConnection, Request, Response
 
 if TYPE_CHECKING:
@@ -80,26 +80,20 @@ class RegistryFront:
                                           cert_pem=self.signer.cert_pem.bytes(), claims=claims)
 
 
-class _FrontServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class _FrontServer(ThreadedServer):
+    socket_timeout = 300  # image layers take a while
 
     def __init__(self, address: tuple[str, int], front: RegistryFront) -> None:
         super().__init__(address, _FrontHandler)
         self.front = front
 
     def finish_request(self, request: socket.socket, client_address) -> None:
-        request.settimeout(300)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tune(request)
         try:
             request = self.front.tls.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
         _FrontHandler(request, client_address, self)
-
-    def handle_error(self, request, client_address) -> None:
-        pass
 
 
 class _FrontHandler(http.server.BaseHTTPRequestHandler):

@@ -22,21 +22,33 @@ from .arm import DropConnection, Request
 from .tls import Tls
 
 
-class StandinServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class ThreadedServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """What every stand-in listener shares: a thread per connection, quiet about clients that
+    go away, tuned sockets."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+    socket_timeout = 60
 
+    def tune(self, request: socket.socket) -> None:
+        request.settimeout(self.socket_timeout)
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every response.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_error(self, request, client_address) -> None:
+        pass    # a client that went away mid-request is not the server's error
+
+
+class StandinServer(ThreadedServer):
     def __init__(self, address: tuple[str, int], tls: Tls) -> None:
         super().__init__(address, ArmRequestHandler)
         self.tls = tls
         self.app: StandinApp | None = None
 
     def finish_request(self, request: socket.socket, client_address) -> None:
-        request.settimeout(60)
-        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every response.
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tune(request)
         try:
             first = request.recv(1, socket.MSG_PEEK)
         except OSError:
@@ -49,9 +61,6 @@ class StandinServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             ArmRequestHandler(request, client_address, self, secure=True)
         elif first:
             ArmRequestHandler(request, client_address, self, secure=False)
-
-    def handle_error(self, request, client_address) -> None:
-        pass    # a client that went away mid-request is not the server's error
 
 
 class ArmRequestHandler(http.server.BaseHTTPRequestHandler):
