@@ -137,3 +137,21 @@ def test_up_hands_the_password_over_without_a_reset(make_deployment):
     server = deployment.one("Microsoft.Sql/servers")
     writes = [r for r in deployment.requests(method="PUT") if r["path"].endswith("/servers/" + server["name"])]
     assert len(writes) == 1
+
+
+def test_password_stays_out_of_error_text(make_deployment):
+    from tests.standin import faults
+
+    deployment = make_deployment(sql_auth="password")
+    deployment.ok("provision")
+    deployment.ok("deploy")
+    uri = secret_value(deployment, "Microsoft.App/containerApps")
+    password = unquote(urlsplit(uri).password)
+    # The next app write is refused, with the request (password included) in Azure's hands.
+    deployment.write_config(memory="4Gi", cpu=2.0)
+    deployment.standin.add_fault(faults.server_error(APP + "$", status=500, method="PUT", times=20))
+    failures = [deployment.cli("deploy"), deployment.cli("deploy", "--json"), deployment.cli("deploy", "--verbose")]
+    assert all(f.code == 3 for f in failures), failures
+    for failure in failures:
+        assert password not in failure.output and quote(password, safe="") not in failure.output
+    assert "InternalServerError" in failures[0].stderr
