@@ -317,3 +317,23 @@ def check_immutable(ctx: PutContext, path: str, new: Any, old: Any, *, code: str
         return
     if str(new).lower() != str(old).lower():
         raise ArmError(status, code, f"Changing property '{path}' is not allowed (from '{old}' to '{new}').")
+
+
+def name_availability(app: "StandinApp", req: Request, *, resource_type: str, type_error_code: str,
+                      problem: Callable[[str], str | None], invalid_reason: str,
+                      taken: Callable[[str], bool], taken_message: str) -> Response:
+    """A provider's checkNameAvailability: the requested type, the naming rule, then whether
+    anyone (in this stand-in or "another customer") holds the name. Providers differ only in
+    their codes and wording."""
+    app.require_scope(req)
+    body = req.body if isinstance(req.body, dict) else {}
+    name = str(body.get("name", ""))
+    if str(body.get("type", "")).lower() != resource_type.lower():
+        raise bad_request(type_error_code, f"The type must be '{resource_type}'.")
+    reason = problem(name)
+    if reason:
+        return Response(200, {"nameAvailable": False, "reason": invalid_reason, "message": reason})
+    if taken(name):
+        return Response(200, {"nameAvailable": False, "reason": "AlreadyExists",
+                              "message": taken_message.format(name=name)})
+    return Response(200, {"nameAvailable": True})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..arm import Request, Response, bad_request, conflict
 from ..metadata import SUFFIXES
-from ..resources import PutContext, ResourceKind, check_enum, register_kind
+from ..resources import PutContext, ResourceKind, check_enum, name_availability, register_kind
 from ..store import now_iso
 from .msi import resolve_identity
 
@@ -95,15 +95,6 @@ def register(app: "StandinApp") -> None:
 
 
 def check_name(app: "StandinApp", req: Request) -> Response:
-    app.require_scope(req)
-    body = req.body if isinstance(req.body, dict) else {}
-    name = str(body.get("name", ""))
-    if str(body.get("type", "")).lower() != REGISTRY_TYPE.lower():
-        raise bad_request("InvalidParameterValue", f"The type must be '{REGISTRY_TYPE}'.")
-    problem = name_problem(name)
-    if problem:
-        return Response(200, {"nameAvailable": False, "reason": "Invalid", "message": problem})
-    if taken(app, name):
-        return Response(200, {"nameAvailable": False, "reason": "AlreadyExists",
-                              "message": "The registry name is already in use."})
-    return Response(200, {"nameAvailable": True})
+    return name_availability(app, req, resource_type=REGISTRY_TYPE, type_error_code="InvalidParameterValue",
+                             problem=name_problem, invalid_reason="Invalid", taken=lambda n: taken(app, n),
+                             taken_message="The registry name is already in use.")

@@ -9,7 +9,15 @@ import secrets
 from typing import TYPE_CHECKING
 
 from ..arm import Request, Response, bad_request, conflict
-from ..resources import RG_PREFIX, PutContext, ResourceKind, check_enum, register_kind, resource_not_found
+from ..resources import (
+    RG_PREFIX,
+    PutContext,
+    ResourceKind,
+    check_enum,
+    name_availability,
+    register_kind,
+    resource_not_found,
+)
 from ..store import Resource, now_iso
 
 if TYPE_CHECKING:
@@ -186,18 +194,10 @@ def register(app: "StandinApp") -> None:
 
 
 def check_name(app: "StandinApp", req: Request) -> Response:
-    app.require_scope(req)
-    body = req.body if isinstance(req.body, dict) else {}
-    name = str(body.get("name", ""))
-    if str(body.get("type", "")).lower() != ACCOUNT_TYPE.lower():
-        raise bad_request("InvalidRequestPropertyValue", f"The type must be '{ACCOUNT_TYPE}'.")
-    problem = account_name_problem(name)
-    if problem:
-        return Response(200, {"nameAvailable": False, "reason": "AccountNameInvalid", "message": problem})
-    if taken(app, name):
-        return Response(200, {"nameAvailable": False, "reason": "AlreadyExists",
-                              "message": f"The storage account named {name} is already taken."})
-    return Response(200, {"nameAvailable": True})
+    return name_availability(app, req, resource_type=ACCOUNT_TYPE, type_error_code="InvalidRequestPropertyValue",
+                             problem=account_name_problem, invalid_reason="AccountNameInvalid",
+                             taken=lambda n: taken(app, n),
+                             taken_message="The storage account named {name} is already taken.")
 
 
 def list_keys(app: "StandinApp", kind: StorageAccounts, req: Request) -> Response:
