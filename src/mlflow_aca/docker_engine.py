@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_aca.errors import OperationError
+from mlflow_aca.errors import OperationError, first_line
 
 # Version negotiation and ping: a dead socket fails at once, a wedged engine within this.
 CONNECT_TIMEOUT = 10
@@ -51,7 +51,7 @@ class Engine:
             client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
-                f"No Docker engine answers at {_engine_address()}: {_first_line(exc)}",
+                f"No Docker engine answers at {_engine_address()}: {first_line(exc)}",
                 hint="Start Docker (or point DOCKER_HOST at an engine), or build in Azure with ACR "
                 "Tasks: `mlflow-aca build --remote`.",
             ) from None
@@ -131,14 +131,9 @@ def _translated(action: str) -> Iterator[None]:
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         # The engine went away mid-stream (restarted, socket closed) or timed out.
         raise OperationError(f"Lost the Docker engine at {_engine_address()} while trying to {action}: "
-                             f"{_first_line(exc)}", code="DockerUnavailable",
+                             f"{first_line(exc)}", code="DockerUnavailable",
                              hint="Check that the engine is running, then rerun.") from exc
 
 
 def _engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,6 +19,12 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, for one-paragraph messages (SDK texts run to many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class MlflowAcaError(Exception):
     """An expected failure: a message for people, a stable code for automation, a hint."""
 

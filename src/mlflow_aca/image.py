@@ -175,9 +175,15 @@ def build_local(settings: Settings, reporter: Any, options: BuildOptions, *,
     finally:
         engine.close()
     return BuildResult(mode="local", image=rendered.reference, tag=rendered.tag,
-                       seconds=round(time.monotonic() - started, 2),
+                       seconds=_since(started),
                        image_id=facts.id if facts else log.image_id,
                        size_bytes=facts.size if facts else None, cached=log.all_cached)
+
+
+def stream_error(chunk: dict[str, Any]) -> str:
+    """The failure an engine stream reports inside a chunk (the SDK raises nothing for it)."""
+    detail = chunk.get("errorDetail") or {}
+    return str(detail.get("message") or chunk["error"]).strip()
 
 
 class BuildLog:
@@ -196,8 +202,7 @@ class BuildLog:
 
     def feed(self, chunk: dict[str, Any]) -> None:
         if "error" in chunk:
-            detail = chunk.get("errorDetail") or {}
-            self.error = str(detail.get("message") or chunk["error"]).strip()
+            self.error = stream_error(chunk)
             return
         if "stream" in chunk:
             self.text(str(chunk["stream"]))
@@ -302,8 +307,7 @@ class PushProgress:
 
     def feed(self, chunk: dict[str, Any]) -> None:
         if "error" in chunk:
-            detail = chunk.get("errorDetail") or {}
-            self.error = str(detail.get("message") or chunk["error"]).strip()
+            self.error = stream_error(chunk)
             return
         aux = chunk.get("aux")
         if isinstance(aux, dict) and aux.get("Digest"):

@@ -8,7 +8,7 @@ from typing import Any
 from mlflow_aca.azure import apps as azure_apps
 from mlflow_aca.deployment import infrastructure
 from mlflow_aca.graph import Step, StepResult, run_graph
-from mlflow_aca.resources.app import HEALTH_PATH, ContainerApp
+from mlflow_aca.resources.app import HEALTH_PATH, ContainerApp, restart_count
 from mlflow_aca.resources.base import Context, Resource
 from mlflow_aca.resources.roles import RoleAssignment
 from mlflow_aca.resources.util import dig
@@ -58,12 +58,11 @@ def _observe_app(ctx: Context, app: ContainerApp) -> StepResult:
     props = state.get("properties", {})
     fqdn = dig(props, "configuration.ingress.fqdn")
     latest = props.get("latestRevisionName")
-    revision = next((r for r in azure_apps.revisions(ctx.session, resource_group, name)
-                     if r.get("name") == latest), {}) if latest else {}
+    revision = (azure_apps.revision(ctx.session, resource_group, name, latest) if latest else None) or {}
     rev = revision.get("properties", {})
     replicas = [
         {"name": r.get("name"), "running_state": dig(r, "properties.runningState"),
-         "restarts": sum(int(c.get("restartCount") or 0) for c in dig(r, "properties.containers") or [])}
+         "restarts": restart_count(r)}
         for r in (azure_apps.replicas(ctx.session, resource_group, name, latest) if latest else [])
     ]
     data: dict[str, Any] = {

@@ -59,7 +59,7 @@ def sign_in(session: AzureSession, login_server: str) -> RegistryLogin:
     answer = _call("POST", f"https://{login_server}/oauth2/exchange", f"sign in to the registry {login_server}",
                    data=form, hint="The registry refused the Entra token. " + DENIED_HINT,
                    code="RegistrySignInFailed")
-    refresh = answer.json().get("refresh_token") if _is_json(answer) else None
+    refresh = _json(answer).get("refresh_token")
     if not refresh:
         raise OperationError(f"The registry {login_server} answered the token exchange without a refresh token.",
                              code="RegistrySignInFailed")
@@ -74,7 +74,7 @@ def access_token(login: RegistryLogin, scope: str) -> str:
                    data={"grant_type": "refresh_token", "service": login.login_server, "scope": scope,
                          "refresh_token": login.refresh_token},
                    hint=DENIED_HINT, code="RegistryAccessDenied")
-    token = answer.json().get("access_token") if _is_json(answer) else None
+    token = _json(answer).get("access_token")
     if not token:
         raise OperationError(f"The registry {login.login_server} granted no token for {scope}.",
                              code="RegistryAccessDenied", hint=DENIED_HINT)
@@ -116,20 +116,21 @@ def _call(method: str, url: str, action: str, *, hint: str, code: str, absent_ok
 
 def _registry_error(response: Any) -> tuple[str, str]:
     """The registry's `{"errors": [{code, message}]}`, or ARM's `{"error": {code, message}}`."""
-    body = response.json() if _is_json(response) else {}
-    errors = body.get("errors") if isinstance(body, dict) else None
-    error = errors[0] if isinstance(errors, list) and errors else (body.get("error") if isinstance(body, dict) else None)
+    body = _json(response)
+    errors = body.get("errors")
+    error = errors[0] if isinstance(errors, list) and errors else body.get("error")
     if isinstance(error, dict):
         return str(error.get("code") or response.status_code), str(error.get("message") or response.reason)
     return f"HTTP{response.status_code}", response.reason or "no details"
 
 
-def _is_json(response: Any) -> bool:
+def _json(response: Any) -> dict[str, Any]:
+    """The response's JSON object; empty when the body is not one."""
     try:
-        response.json()
+        body = response.json()
     except ValueError:
-        return False
-    return True
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _claim(jwt: str, name: str) -> str | None:

@@ -59,10 +59,10 @@ def job_secrets(session: AzureSession, resource_group: str, name: str) -> dict[s
     return values
 
 
-def revisions(session: AzureSession, resource_group: str, app: str) -> list[dict[str, Any]]:
+def revision(session: AzureSession, resource_group: str, app: str, name: str) -> dict[str, Any] | None:
     client = session.client("apps")
-    return _listed(f"list the revisions of container app {app}",
-                   lambda: client.container_apps_revisions.list_revisions(resource_group, app))
+    return rest.get_or_none(f"read revision {name}",
+                            lambda: client.container_apps_revisions.get_revision(resource_group, app, name))
 
 
 def replicas(session: AzureSession, resource_group: str, app: str, revision: str) -> list[dict[str, Any]]:
@@ -83,10 +83,3 @@ def job_execution(session: AzureSession, resource_group: str, job: str, executio
     client = session.client("apps")
     return rest.run(f"read execution {execution} of job {job}",
                     lambda: client.job_execution(resource_group, job, execution))
-
-
-def _listed(action: str, call: Any) -> list[dict[str, Any]]:
-    from mlflow_aca.azure.errors import translate_errors
-
-    with translate_errors(action):
-        return [rest.to_rest(item) for item in call()]

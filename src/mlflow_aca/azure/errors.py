@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mlflow_aca.errors import ConfigError, MlflowAcaError, OperationError
+from mlflow_aca.errors import ConfigError, MlflowAcaError, OperationError, first_line
 
 # Hints for the Azure error codes a user can do something about.
 HINTS = {
@@ -70,7 +70,7 @@ def translate(exc: BaseException, action: str) -> MlflowAcaError | None:
         "included credentials" in str(exc)
     ):
         return ConfigError(
-            f"No Azure credential is available to {action}: {_first_line(exc)}",
+            f"No Azure credential is available to {action}: {first_line(exc)}",
             code="CredentialUnavailable",
             hint="Sign in with `az login`, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/"
             "AZURE_CLIENT_SECRET (service principal), AZURE_FEDERATED_TOKEN_FILE (workload "
@@ -78,7 +78,7 @@ def translate(exc: BaseException, action: str) -> MlflowAcaError | None:
         )
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
         return ConfigError(
-            f"Azure sign-in failed while trying to {action}: {_first_line(exc)}",
+            f"Azure sign-in failed while trying to {action}: {first_line(exc)}",
             code="AuthenticationFailed",
             hint=HINTS["AuthenticationFailed"],
         )
@@ -92,7 +92,7 @@ def translate(exc: BaseException, action: str) -> MlflowAcaError | None:
         )
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return OperationError(
-            f"Could not reach Azure to {action}: {_first_line(exc)}",
+            f"Could not reach Azure to {action}: {first_line(exc)}",
             code="ServiceUnreachable",
             hint="Check the network (and REQUESTS_CA_BUNDLE for a private CA); reruns converge.",
         )
@@ -110,15 +110,10 @@ def azure_error_code(exc: Any) -> str | None:
 def azure_error_message(exc: Any) -> str:
     error = getattr(exc, "error", None)
     message = getattr(error, "message", None)
-    return str(message) if message else _first_line(exc)
+    return str(message) if message else first_line(exc)
 
 
 def is_not_found(exc: BaseException) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
     return isinstance(exc, ResourceNotFoundError) or getattr(exc, "status_code", None) == 404
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -45,29 +45,26 @@ def build(
     if use_remote and remote is None:
         run.note("No Docker engine answers here: building in Azure with ACR Tasks (--local to refuse).")
     try:
-        result = _remote(run, options) if use_remote else _local(run, options)
+        build_with = _remote if use_remote else _local
+        result = build_with(run, options, image.reference)
     except images.TasksNotAllowed as refused:
         if not (refused.local_possible and _accept_local_build(run, refused)):
             raise
-        result = _local(run, options)
+        result = _local(run, options, image.reference)
     run.succeed(result.as_data(), lambda out: _show(out, result))
 
 
-def _local(run: Run, options: Any) -> Any:
+def _local(run: Run, options: Any, reference: str) -> Any:
     from mlflow_aca import image as images
-    from mlflow_aca.template import render_image
 
-    reference = render_image(run.settings()).reference
     with run.progress() as reporter:
         return images.run_step(reporter, images.BUILD_KEY, f"build {reference}",
                                lambda: images.build_local(run.settings(), reporter, options))
 
 
-def _remote(run: Run, options: Any) -> Any:
+def _remote(run: Run, options: Any, reference: str) -> Any:
     from mlflow_aca import image as images
-    from mlflow_aca.template import render_image
 
-    reference = render_image(run.settings()).reference
     with run.azure() as ctx, run.progress() as reporter:
         return images.run_step(reporter, images.REMOTE_KEY, f"build {reference} (ACR Tasks)",
                                lambda: images.build_remote(ctx, reporter, options))

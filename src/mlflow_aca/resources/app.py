@@ -214,7 +214,7 @@ class ContainerApp(Resource):
     def ensure(self, ctx: Context) -> StepResult:
         current, secrets = self.read_with_secrets(ctx)
         stored_uri = secrets.get(BACKEND_SECRET)
-        reset = sql.ensure_password_known(ctx, sql.SqlServer(), _password_from_uri(stored_uri))
+        reset = sql.ensure_password_known(ctx, sql.SqlServer(), password_from_uri(stored_uri))
         desired = self.desired(ctx)
         if current is None:
             if ctx.dry_run:
@@ -253,7 +253,7 @@ def _with_secret_values(current: dict[str, Any], values: dict[str, str]) -> dict
                                       "configuration": {**configuration, "secrets": secrets}}}
 
 
-def _password_from_uri(uri: str | None) -> str | None:
+def password_from_uri(uri: str | None) -> str | None:
     if not uri:
         return None
     from urllib.parse import unquote, urlsplit
@@ -271,8 +271,7 @@ def wait_for_healthy_revision(ctx: Context, app: ContainerApp) -> str:
     while True:
         state = app.read(ctx) or {}
         latest = dig(state, "properties.latestRevisionName")
-        revision = next((r for r in azure_apps.revisions(ctx.session, resource_group, name)
-                         if r.get("name") == latest), None) if latest else None
+        revision = azure_apps.revision(ctx.session, resource_group, name, latest) if latest else None
         if revision is not None:
             props = revision.get("properties", {})
             health, running = props.get("healthState"), props.get("runningState")
@@ -300,6 +299,11 @@ def wait_for_healthy_revision(ctx: Context, app: ContainerApp) -> str:
         time.sleep(settings.poll_interval)
 
 
+def restart_count(replica: dict[str, Any]) -> int:
+    """Restarts of all of a replica's containers."""
+    return sum(int(c.get("restartCount") or 0) for c in dig(replica, "properties.containers") or [])
+
+
 def _replica_summary(ctx: Context, resource_group: str, app: str, revision: str) -> str:
     listed = azure_apps.replicas(ctx.session, resource_group, app, revision)
     if not listed:
@@ -308,9 +312,8 @@ def _replica_summary(ctx: Context, resource_group: str, app: str, revision: str)
     for replica in listed:
         props = replica.get("properties", {})
         containers = props.get("containers") or []
-        restarts = sum(int(c.get("restartCount") or 0) for c in containers)
         details = "; ".join(str(c.get("runningStateDetails")) for c in containers if c.get("runningStateDetails"))
-        parts.append(f"{replica.get('name')}: {props.get('runningState')}, {restarts} restarts"
+        parts.append(f"{replica.get('name')}: {props.get('runningState')}, {restart_count(replica)} restarts"
                      + (f" ({details})" if details else ""))
     return "Replicas: " + "; ".join(parts) + "."
 

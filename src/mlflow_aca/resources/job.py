@@ -126,13 +126,13 @@ class MigrationJob(Resource):
 
 
 def _stored_password(ctx: Context, app: ContainerApp, job_secrets: dict[str, str]) -> str | None:
-    from mlflow_aca.resources.app import BACKEND_SECRET, _password_from_uri
+    from mlflow_aca.resources.app import BACKEND_SECRET, password_from_uri
 
     uri = job_secrets.get(BACKEND_SECRET)
     if not uri and ctx.settings.sql_auth == "password":
         current, app_secrets = app.read_with_secrets(ctx)
         uri = app_secrets.get(BACKEND_SECRET) if current else None
-    return _password_from_uri(uri)
+    return password_from_uri(uri)
 
 
 def run_to_completion(ctx: Context, resource_group: str, job: str) -> str:
