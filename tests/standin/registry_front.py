@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 import trustme
 
 from . import registry_tokens
-from .server import ThreadedServer
+from .server import ThreadedServer, drop_connection
 from .arm import DropConnection, Request, Response
 
 if TYPE_CHECKING:
@@ -131,11 +131,7 @@ class _FrontHandler(http.server.BaseHTTPRequestHandler):
             else:
                 self._send(registry_tokens.registry_error(404, "NOT_FOUND", f"{parts.path} is not served here."))
         except DropConnection:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            drop_connection(self)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

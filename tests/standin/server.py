@@ -22,6 +22,15 @@ from .arm import DropConnection, Request
 from .tls import Tls
 
 
+def drop_connection(handler: http.server.BaseHTTPRequestHandler) -> None:
+    """Close the client's connection without an answer (the "dropped connection" fault)."""
+    handler.close_connection = True
+    try:
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class ThreadedServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     """What every stand-in listener shares: a thread per connection, quiet about clients that
     go away, tuned sockets."""
@@ -97,11 +106,7 @@ class ArmRequestHandler(http.server.BaseHTTPRequestHandler):
         try:
             response = self.server.app.handle(req)
         except DropConnection:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            drop_connection(self)
             return
         self._send(response.status, response.body, response.headers)
 
