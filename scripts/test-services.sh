@@ -12,8 +12,10 @@
 #   scripts/test-services.sh stop-registry NAME
 #
 # Services: Docker engine (Debian docker.io), a registry with htpasswd auth (Debian
-# docker-registry), base images made without any internet registry, Azurite (npm) and
-# PostgreSQL 15. Nothing here is needed by the product itself: it is test infrastructure.
+# docker-registry), base images made without any internet registry, Azurite (npm),
+# PostgreSQL 15 and a signed apt repository that plays packages.microsoft.com (Microsoft's
+# real ODBC driver, from PyPI; scripts/ms-odbc-repo.sh). Nothing here is needed by the
+# product itself: it is test infrastructure.
 #
 # Why a script and not a compose file: CI machines start with nothing running and cannot
 # pull images, so everything is installed from Debian/npm and started as plain processes.
@@ -30,8 +32,10 @@ STATE="$CACHE/test-services"
 ENV_FILE="$CACHE/test-services.env"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
-# Machine-wide lock for the shared parts (engine start, base images).
+# Machine-wide lock for the shared parts (engine start, base images, ODBC repository).
 GLOBAL_LOCK="/tmp/mlflow-aca-test-services.lock"
+# Machine-wide cache for what every clone can share (the ODBC repository and its key).
+MACHINE_CACHE="${ACA_TEST_MACHINE_CACHE:-/var/cache/mlflow-aca-test}"
 
 # Any python3 does for small helpers; prefer Debian's (no pyenv shim start-up cost).
 PYTHON="$(command -v /usr/bin/python3 || command -v python3)" || { echo "python3 is required" >&2; exit 1; }
@@ -42,6 +46,9 @@ BUSYBOX_IMAGE="mlflow-aca-test/busybox:latest"
 PYTHON_IMAGE="mlflow-aca-test/python:3.11-bookworm"
 DEBIAN_MIRROR="${ACA_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PYTHON_IMAGE_PACKAGES="python3,python3-venv,python3-pip,ca-certificates"
+# The same, with a Python that dpkg does not know and without Kerberos/libtirpc/libcurl,
+# like python:3.13-slim (build_nokrb_python_image).
+NOKRB_PYTHON_IMAGE="mlflow-aca-test/python-nokrb:3.11-bookworm"
 # The well-known Azurite/Azure Storage Emulator account (public, documented by Microsoft).
 AZURITE_ACCOUNT="devstoreaccount1"
 AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -136,7 +143,7 @@ EOF
 }
 
 # Ports: a block of 10 per clone, derived from the repo path so two clones do not collide.
-# Offsets: 0 registry, 1 azurite, 2 postgres, 3-9 token-auth registries.
+# Offsets: 0 registry, 1 azurite, 2 postgres, 3-8 token-auth registries, 9 ODBC repository.
 PORT_BASE=$(( 21000 + ( $(printf '%s' "$ROOT" | cksum | cut -d' ' -f1) % 400 ) * 10 ))
 
 # pick_port NAME OFFSET: the port this clone used before for NAME if it is free again,
@@ -173,6 +180,7 @@ APT_PACKAGES=(
   unixodbc tdsodbc  # lets pyodbc load a driver (FreeTDS); no SQL Server runs here
   hyperfine         # timing whole commands in benchmarks
   curl              # readiness checks below
+  dpkg-dev gnupg patchelf python3-pip  # scripts/ms-odbc-repo.sh (index, signing, pip download)
   zsh fish          # run the lines `mlflow-aca env --shell` prints for real
 )
 
@@ -352,11 +360,57 @@ build_python_image() {
     "$tarball" "$PYTHON_IMAGE" >/dev/null
 }
 
+# $PYTHON_IMAGE turned into what python:3.13-slim is in the respect that matters for the
+# ODBC driver: a Python that dpkg does not manage, so nothing pulls in Kerberos. Debian's
+# own python3 cannot show this: libpython3.11-stdlib depends on libnsl2/libtirpc3 (for the
+# nis module), and libtirpc3 depends on libgssapi-krb5-2, which the driver needs (ldd) and
+# which images whose Python is not Debian's lack (notes/odbc-and-sql.md). Python 3.13 has no
+# nis module (PEP 594), so python:3.13-slim has neither libtirpc3 nor Kerberos.
+# The steps, as the official python image's Dockerfile does for its /usr/local Python: mark
+# the libraries the interpreter and its modules load (ldd) as manually installed, then make
+# dpkg forget the python3 packages (their files stay), drop the nis module, and purge
+# libnsl2, libtirpc3 and the Kerberos libraries with dpkg, which refuses if anything still
+# depends on them. apt stays consistent (`apt-get check`), and the result is checked: no
+# Kerberos, libtirpc, curl or python package left, ssl/sqlite3/venv/pip still work.
+build_nokrb_python_image() {
+  local source key
+  source="$(docker image inspect --format '{{.Id}}' "$PYTHON_IMAGE")"
+  key="$( { echo "$source"; declare -f build_nokrb_python_image; } | sha256sum | cut -c1-16)"
+  if [[ "$(image_label "$NOKRB_PYTHON_IMAGE" mlflow-aca-test.source)" == "$key" ]]; then
+    return 0
+  fi
+  log "building $NOKRB_PYTHON_IMAGE (log: $LOGS/nokrb-image.log)"
+  if ! docker build --pull=false --label "mlflow-aca-test.source=$key" -t "$NOKRB_PYTHON_IMAGE" - \
+      >"$LOGS/nokrb-image.log" 2>&1 <<EOF
+FROM $PYTHON_IMAGE
+RUN set -eu; \\
+    rm -f /usr/lib/python3.11/lib-dynload/nis.cpython-*.so; \\
+    find /usr/bin/python3.11 /usr/lib/python3.11 -type f \\( -name python3.11 -o -name '*.so' \\) \\
+      -exec ldd '{}' ';' | awk '/=>/ { so = \$(NF-1); gsub("^/(usr/)?", "", so); printf "*%s\\n", so }' \\
+      | sort -u | xargs -r dpkg-query --search | cut -d: -f1 | sort -u | grep -Ev '^(lib)?python3' \\
+      | xargs -r apt-mark manual >/dev/null; \\
+    dpkg-query -W -f '\${Package}\\n' | grep -E '^(lib)?python3' >/tmp/forget; \\
+    python3 -c 'import sys; forget = set(open("/tmp/forget").read().split()); path = "/var/lib/dpkg/status"; stanzas = open(path).read().strip().split("\\n\\n"); keep = [s for s in stanzas if s.split("\\n", 1)[0].split(": ", 1)[1] not in forget]; open(path, "w").write("\\n\\n".join(keep) + "\\n")'; \\
+    for p in \$(cat /tmp/forget); do rm -f /var/lib/dpkg/info/\$p.* /var/lib/dpkg/info/\$p:amd64.*; done; \\
+    dpkg --purge libnsl2 libtirpc3 libtirpc-common libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 \\
+      libkeyutils1; \\
+    apt-get check; \\
+    if dpkg-query -W -f '\${Package}\\n' | grep -E 'krb|gssapi|k5crypto|tirpc|curl|python'; then exit 1; fi; \\
+    python3 -c 'import ssl, sqlite3, ctypes, lzma, bz2, readline, uuid, venv'; \\
+    python3 -m venv /tmp/v && /tmp/v/bin/pip --version && rm -rf /tmp/v /tmp/forget
+EOF
+  then
+    show_log "$LOGS/nokrb-image.log"
+    die "building $NOKRB_PYTHON_IMAGE failed; see $LOGS/nokrb-image.log"
+  fi
+}
+
 build_images() {
   (
     flock -w 900 8 || die "could not take $GLOBAL_LOCK within 900s"
     build_busybox_image
     build_python_image
+    build_nokrb_python_image
   ) 8>"$GLOBAL_LOCK"
 }
 
@@ -460,6 +514,55 @@ cmd_stop_registry() {
   stop_pid "registry $1" "$RUN/registry-$1.pid" "$STATE/registry/$1/config.yml"
   # Token-auth instances are throw-away (one per test): drop their config and storage.
   rm -rf "$RUN/registry-$1.port" "$STATE/registry/$1"
+}
+
+# ---------------------------------------------------------------------------- ODBC repository
+
+# A signed apt repository laid out like packages.microsoft.com, carrying Microsoft's real
+# msodbcsql18 driver (scripts/ms-odbc-repo.sh). The repository and its signing key are
+# machine-wide (built once, keyed by the builder script's content); each clone serves it
+# over plain HTTP on its own port, bound to the Docker bridge gateway so build containers
+# reach it at http://<gateway>:<port>/debian/12/prod and .../keys/microsoft.asc, the same
+# relative paths as Microsoft's. Plain HTTP to the gateway stays on this host: the machine's
+# TLS re-signing proxy only sees traffic leaving it (checked: a build container's download
+# of InRelease is byte-identical to the file served).
+ms_repo_dir() {
+  local base="$MACHINE_CACHE"
+  mkdir -p "$base" 2>/dev/null && [[ -w "$base" ]] || base="$CACHE"
+  echo "$base/ms-odbc-repo-$(sha256sum "$ROOT/scripts/ms-odbc-repo.sh" | cut -c1-16)"
+}
+
+build_ms_repo() {
+  MS_REPO_DIR="$(ms_repo_dir)"
+  (
+    flock -w 900 8 || die "could not take $GLOBAL_LOCK within 900s"
+    [[ -s "$MS_REPO_DIR/debian/12/prod/dists/bookworm/InRelease" ]] && exit 0
+    log "building the ODBC repository in $MS_REPO_DIR (log: $LOGS/ms-odbc-repo.log)"
+    "$ROOT/scripts/ms-odbc-repo.sh" "$MS_REPO_DIR" "$(dirname "$MS_REPO_DIR")/ms-odbc-repo-gnupg" \
+      >"$LOGS/ms-odbc-repo.log" 2>&1 \
+      || { show_log "$LOGS/ms-odbc-repo.log"; die "building the ODBC repository failed"; }
+  ) 8>"$GLOBAL_LOCK"
+}
+
+start_ms_repo() {
+  local gw="$1" pidfile="$RUN/ms-repo.pid" logfile="$LOGS/ms-repo.log"
+  # The pattern names the directory: a rebuilt repository (new key) restarts the server.
+  local pattern="http.server --directory $MS_REPO_DIR"
+  if pid_alive "$pidfile" "$pattern" \
+     && [[ "$(http_code "http://$gw:$(<"$RUN/ms-repo.port")/keys/microsoft.asc")" == 200 ]]; then
+    MS_REPO_PORT="$(<"$RUN/ms-repo.port")"
+    return 0
+  fi
+  stop_pid "ODBC repository" "$pidfile" "http.server --directory"
+  MS_REPO_PORT="$(pick_port ms-repo 9)"
+  log "serving the ODBC repository on http://$gw:$MS_REPO_PORT"
+  nohup "$PYTHON" -m http.server --directory "$MS_REPO_DIR" --bind "$gw" "$MS_REPO_PORT" \
+    >>"$logfile" 2>&1 </dev/null 9>&- &
+  local pid=$!
+  echo "$pid" >"$pidfile"
+  echo "$MS_REPO_PORT" >"$RUN/ms-repo.port"
+  wait_until "ODBC repository" 20 "$pid" "$logfile" \
+    bash -c "[[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://$gw:$MS_REPO_PORT/keys/microsoft.asc)\" == 200 ]]"
 }
 
 # ---------------------------------------------------------------------------- azurite
@@ -636,6 +739,10 @@ write_env() {
       ACA_TEST_DOCKER_GATEWAY "$gw" \
       ACA_TEST_BUSYBOX_IMAGE "$BUSYBOX_IMAGE" \
       ACA_TEST_PYTHON_IMAGE "$PYTHON_IMAGE" \
+      ACA_TEST_PYTHON_NOKRB_IMAGE "$NOKRB_PYTHON_IMAGE" \
+      ACA_TEST_MS_REPO_URL "http://$gw:$MS_REPO_PORT/debian/12/prod" \
+      ACA_TEST_MS_KEY_URL "http://$gw:$MS_REPO_PORT/keys/microsoft.asc" \
+      ACA_TEST_MS_REPO_MISSING_LIB_URL "http://$gw:$MS_REPO_PORT/variants/libssl102/debian/12/prod" \
       ACA_TEST_REGISTRY "127.0.0.1:$REGISTRY_PORT" \
       ACA_TEST_REGISTRY_URL "http://127.0.0.1:$REGISTRY_PORT" \
       ACA_TEST_REGISTRY_USER "$REGISTRY_USER" \
@@ -681,6 +788,8 @@ cmd_start() {
   timed registry start_main_registry
   timed azurite start_azurite
   timed postgres start_postgres
+  timed odbc-repo-build build_ms_repo
+  timed odbc-repo start_ms_repo "$gw"
   write_env "$gw"
   log "ready:${TIMINGS}; env written to $ENV_FILE"
   grep '^export ' "$ENV_FILE"
@@ -694,6 +803,7 @@ cmd_stop() {
     stop_pid "registry $name" "$f" "$STATE/registry/$name/config.yml"
   done
   stop_pid azurite "$RUN/azurite.pid" "azurite/dist/src/blob/main.js"
+  stop_pid "ODBC repository" "$RUN/ms-repo.pid" "http.server --directory"
   stop_postgres
   # The engine is machine-wide; stop it only if this clone started it.
   stop_pid dockerd "$RUN/dockerd.pid" dockerd
@@ -716,6 +826,11 @@ cmd_status() {
     echo "azurite: running on port $(<"$RUN/azurite.port")"
   else
     echo "azurite: stopped"
+  fi
+  if pid_alive "$RUN/ms-repo.pid" "http.server --directory"; then
+    echo "odbc repository: running on port $(<"$RUN/ms-repo.port")"
+  else
+    echo "odbc repository: stopped"
   fi
   pg_dirs
   if [[ -s "$PGDATA/PG_VERSION" ]] && pg_as "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then

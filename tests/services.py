@@ -157,6 +157,13 @@ def python_image(client: docker.DockerClient) -> str:
     return require_image(client, _required("PYTHON_IMAGE", "python base image"))
 
 
+def nokrb_python_image(client: docker.DockerClient) -> str:
+    """Like ``python_image`` but with a Python dpkg does not know and no Kerberos, libtirpc or
+    libcurl packages: what python:3.13-slim is to the ODBC driver (scripts/test-services.sh,
+    build_nokrb_python_image). TEST ONLY, trusts the machine's CA like ``python_image``."""
+    return require_image(client, _required("PYTHON_NOKRB_IMAGE", "python base image without Kerberos"))
+
+
 def build_dockerfile(client: docker.DockerClient, dockerfile: str, tag: str, **kwargs) -> str:
     """Build an image from Dockerfile text alone (no context) and return its id.
 
@@ -389,3 +396,30 @@ def require_postgres() -> Postgres:
                     password=_required("PG_PASSWORD", "PostgreSQL"),
                     database=_required("PG_DATABASE", "PostgreSQL"),
                     gateway=setting("DOCKER_GATEWAY") or "172.17.0.1")
+
+
+# -- the stand-in for packages.microsoft.com ------------------------------------------------------
+@dataclass(frozen=True)
+class MicrosoftRepository:
+    """A signed apt repository with Microsoft's layout carrying the real msodbcsql18 driver
+    (scripts/ms-odbc-repo.sh), served at the Docker bridge gateway: URLs for build containers."""
+
+    repository_url: str  # http://<gateway>:<port>/debian/12/prod  (odbc_repository_url)
+    key_url: str  # http://<gateway>:<port>/keys/microsoft.asc  (odbc_key_url)
+    missing_lib_url: str  # the same package, built so the driver needs libssl.so.1.0.2
+
+    def settings(self, *, repository_url: str | None = None) -> dict[str, str]:
+        """The configuration keys that install the driver from here."""
+        return {"odbc_repository_url": repository_url or self.repository_url, "odbc_key_url": self.key_url}
+
+
+def require_ms_repository() -> MicrosoftRepository:
+    repository = MicrosoftRepository(repository_url=_required("MS_REPO_URL", "ODBC repository"),
+                                     key_url=_required("MS_KEY_URL", "ODBC repository"),
+                                     missing_lib_url=_required("MS_REPO_MISSING_LIB_URL", "ODBC repository"))
+    try:
+        with urllib.request.urlopen(repository.key_url, timeout=5):
+            pass
+    except OSError as exc:
+        unavailable("ODBC repository", f"nothing answers at {repository.key_url} ({exc})")
+    return repository

@@ -18,7 +18,7 @@ from mlflow_aca.resources.identity import Identity
 from mlflow_aca.resources.job import MigrationJob
 from mlflow_aca.resources.registry import Registry
 from mlflow_aca.resources.roles import RoleAssignment
-from mlflow_aca.resources.sql import SqlDatabase, SqlServer, firewall_rules
+from mlflow_aca.resources.sql import SqlDatabase, firewall_rules, sql_server_resources
 from mlflow_aca.resources.storage import BlobContainer, BlobService, StorageAccount
 from mlflow_aca.resources.workspace import Workspace
 
@@ -47,7 +47,8 @@ def infrastructure(ctx: Context) -> list[Resource]:
     """Every resource `provision` converges, in no particular order: the graph orders them."""
     return [
         ResourceGroup(), Identity(), Workspace(), StorageAccount(), BlobService(), BlobContainer(),
-        Registry(), SqlServer(), *firewall_rules(ctx), SqlDatabase(), Environment(),
+        Registry(), *sql_server_resources(ctx), *firewall_rules(ctx),
+        SqlDatabase(entra=ctx.settings.sql_auth == "entra"), Environment(),
         *role_assignments(),
     ]
 

@@ -31,10 +31,13 @@ BUILD_KEY = "image_build"
 PUSH_KEY = "image_push"
 REMOTE_KEY = "image"  # a remote build pushes too: one step
 DOCKERFILE = "Dockerfile"
-# The image installs everything from package indexes and copies nothing from the context:
-# keep the context to the Dockerfile, whatever else ends up in the folder.
-DOCKERIGNORE = "# Written by mlflow-aca: the build needs nothing but the Dockerfile.\n*\n!Dockerfile\n"
+# The image installs everything from package indexes except the files mlflow-aca writes beside
+# the Dockerfile (template.context_files): keep the context to those, whatever else ends up in
+# the folder.
+DOCKERIGNORE_HEADER = "# Written by mlflow-aca: the build needs nothing but these files.\n*\n!Dockerfile\n"
 LOG_TAIL = 8  # lines of output quoted in a failure
+# What the template's self-check prints when the image could not reach Azure SQL (Dockerfile.j2).
+CHECK_PREFIX = "mlflow-aca image check: "
 _T = TypeVar("_T")
 
 
@@ -140,12 +143,19 @@ def choose_remote(remote: bool | None) -> bool:
 # --- local build ----------------------------------------------------------------------------
 @contextmanager
 def build_context(rendered: RenderedImage) -> Iterator[Path]:
-    """A temporary build context: the rendered Dockerfile and a .dockerignore."""
+    """A temporary build context: the rendered Dockerfile, the files it copies in and a
+    .dockerignore that admits nothing else."""
     with tempfile.TemporaryDirectory(prefix="mlflow-aca-build-") as directory:
         root = Path(directory)
         (root / DOCKERFILE).write_text(rendered.dockerfile, encoding="utf-8")
-        (root / ".dockerignore").write_text(DOCKERIGNORE, encoding="utf-8")
+        for name, data in rendered.files.items():
+            (root / name).write_bytes(data)
+        (root / ".dockerignore").write_text(dockerignore(rendered), encoding="utf-8")
         yield root
+
+
+def dockerignore(rendered: RenderedImage) -> str:
+    return DOCKERIGNORE_HEADER + "".join(f"!{name}\n" for name in sorted(rendered.files))
 
 
 def build_local(settings: Settings, reporter: Any, options: BuildOptions, *,
@@ -166,7 +176,7 @@ def build_local(settings: Settings, reporter: Any, options: BuildOptions, *,
         log.close()
         if log.error is not None:
             raise OperationError(
-                f"Docker could not build {rendered.reference}: {log.error}" + log.quote_tail(),
+                f"Docker could not build {rendered.reference}: {log.failure}" + log.quote_tail(),
                 code="BuildFailed",
                 hint="Fix what the failing step reports (e.g. an extra package that does not exist), then "
                 "rerun; steps that succeeded come from the cache.",
@@ -198,6 +208,7 @@ class BuildLog:
         self.image_id: str | None = None
         self.steps = 0
         self.cache_hits = 0
+        self.check_failure: str | None = None  # the image self-check's own words, if it failed
         self._partial = ""
 
     def feed(self, chunk: dict[str, Any]) -> None:
@@ -222,6 +233,8 @@ class BuildLog:
         if not line.strip():
             return
         self.reporter.log(line)
+        if line.startswith(CHECK_PREFIX):
+            self.check_failure = "the image failed its self-check: " + line[len(CHECK_PREFIX):]
         if not line.startswith((" ---> ", "Removing intermediate container")):  # bookkeeping, not news
             self.tail = (self.tail + [line])[-LOG_TAIL:]
         if line.startswith("Step "):
@@ -239,6 +252,12 @@ class BuildLog:
     def all_cached(self) -> bool:
         # Every step after FROM reports "Using cache" when nothing had to run.
         return self.steps > 1 and self.cache_hits >= self.steps - 1
+
+    @property
+    def failure(self) -> str | None:
+        """What went wrong, in one line: the self-check's words rather than Docker's (which
+        repeat the whole failing RUN command)."""
+        return self.check_failure or self.error
 
     def quote_tail(self) -> str:
         lines = [line for line in self.tail if self.error is None or line.strip() != self.error]
@@ -372,7 +391,7 @@ def build_remote(ctx: Context, reporter: Any, options: BuildOptions, *, key: str
     final = acr_tasks.get_run(ctx.session, group, registry, run_id)["properties"]
     status = str(final.get("status"))
     if status != "Succeeded":
-        reason = final.get("runErrorMessage") or "no error message"
+        reason = log.check_failure or final.get("runErrorMessage") or "no error message"
         raise OperationError(f"ACR Tasks run {run_id} ended {status}: {reason}" + log.quote_tail(),
                              code=f"Run{status}",
                              hint="Fix what the run log reports, then rerun; the log stays in the registry's "

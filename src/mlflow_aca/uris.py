@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from mlflow_aca.image_files import PLUGIN_NAME
+
 ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 SQL_PORT = 1433
 REDACTED = "***"
@@ -29,11 +31,16 @@ def backend_store_uri(
     `user` (`authentication=ActiveDirectoryMsi`; lowercase, because SQLAlchemy treats a
     capitalised `Authentication` differently and would add `Trusted_Connection=Yes`). With a
     password it is SQL authentication.
+
+    `plugin=mlflow_aca` loads the image's SQLAlchemy plugin (image_files.py), which retries
+    logins refused while a paused serverless database resumes; SQLAlchemy removes the parameter
+    before the dialect builds the ODBC connection string.
     """
     query = {
         "driver": ODBC_DRIVER,
         "Encrypt": "yes",
         "TrustServerCertificate": "no",
+        "plugin": PLUGIN_NAME,
     }
     if password is None:
         query["authentication"] = "ActiveDirectoryMsi"

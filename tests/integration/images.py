@@ -1,9 +1,11 @@
 """Fixtures for tests that build, push and run the product image (imported by conftest.py).
 
 - `product_image` (session): the product template built once per session by the real CLI
-  (`mlflow-aca build --local`) with the real engine: no Microsoft repository step, the local
-  test base image (which alone carries the machine's TLS re-signing CA: test-only, never in the
-  template). Later suites run this image; `settings` are the configuration keys that give it.
+  (`mlflow-aca build --local`) with the real engine, with the ODBC step on: Microsoft's real
+  driver from the local stand-in of packages.microsoft.com (odbc_repository_url/odbc_key_url,
+  configuration keys like any mirror), on the local test base image (which alone carries the
+  machine's TLS re-signing CA: test-only, never in the template). Later suites run this image;
+  `settings` are the configuration keys that give it.
 - `registry_backend` (session) and `acr` (per test): the stand-in's registry login server with a
   real token-auth registry behind it, so `properties.loginServer` leads to a registry the engine
   pushes to with an ACR refresh token (tests/standin/registry_front.py).
@@ -54,13 +56,16 @@ TEST_REPOSITORY = "mlflow-aca-test/mlflow-server"
 
 
 def image_settings() -> dict[str, Any]:
-    """The configuration the tests build with: no ODBC repository, the local python base image."""
+    """The configuration the tests build with: the default template with the ODBC step on,
+    installing from the local Microsoft repository stand-in, on the local python base image."""
     client = services.require_docker()
     try:
         base = services.python_image(client)
     finally:
         client.close()
-    return {"install_odbc_driver": False, "base_image": base, "image_repository": TEST_REPOSITORY}
+    repository = services.require_ms_repository()
+    return {"install_odbc_driver": True, **repository.settings(), "base_image": base,
+            "image_repository": TEST_REPOSITORY}
 
 
 @pytest.fixture(scope="session")

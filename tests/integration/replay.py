@@ -5,7 +5,8 @@ container is run with the real engine: the image pulled from the local registry,
 command, args and environment (each `secretRef` resolved from the resource's secrets through
 listSecrets), the ingress target port published, and the probes exercised. What cannot match
 Azure is changed in exactly one place, `substitute_for_local`; everything else is the deployed
-spec as it is.
+spec as it is. The sign-in replay (test_signin_replay.py) has its own substitution beside it,
+`substitute_sql_front`: the real Azure SQL URI, its host answered by a SQL login front.
 
 Fixtures (session; imported by conftest.py):
 - `replay_image`: the build/push issue's `product_image` (the product template built by the CLI,
@@ -28,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests import services
 
 POSTGRES_DRIVER = ("psycopg==3.3.9", "psycopg-binary==3.3.9")  # the test extra's pin
 DRIVER_MOUNT = "/opt/replay/postgres-driver"
 SQL_SCHEME = "mssql+pyodbc://"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's, read by OpenSSL and libcurl
 # How long a replayed server may take to pass its startup probe. MLflow answers /health in
 # ~6 s with one worker (notes/mlflow.md); ACA's own budget (initialDelay + period x threshold)
 # is minutes, which a test cannot afford to wait out when a probe points at the wrong port.
@@ -63,6 +66,35 @@ def substitute_for_local(run: ContainerRun, *, azurite: services.Azurite, databa
     return replace(run, env=env, volumes={str(postgres_driver): {"bind": DRIVER_MOUNT, "mode": "ro"}})
 
 
+def substitute_sql_front(run: ContainerRun, *, gateway: str, front_port: int, ca_bundle: str,
+                         identity_endpoint: str, identity_header: str) -> ContainerRun:
+    """What the sign-in replay changes from what Container Apps would run, and nothing else.
+
+    1. SQL: the deployed URI is kept (host, database, user, `authentication=`, `plugin=`): only
+       its port becomes the SQL front's, and the server's FQDN resolves to the Docker gateway
+       where the front listens (as `<server>.database.windows.net` resolves to Azure SQL's
+       gateway). The front's certificate is for that FQDN; its CA joins the container's CA
+       bundle, which the driver's OpenSSL reads (observed: tests/sqlfront/README.md).
+    2. Managed identity: Container Apps gives every container with an identity
+       `IDENTITY_ENDPOINT` (a plain-HTTP local URL) and `IDENTITY_HEADER`; here they are the
+       Azure stand-in's plain-HTTP identity listener, on the gateway.
+    """
+    assert not {"IDENTITY_ENDPOINT", "IDENTITY_HEADER"} & set(run.env), "the platform sets these, not the spec"
+    sql = [name for name, value in run.env.items() if value.startswith(SQL_SCHEME)]
+    assert sql, "the spec passes no Azure SQL URL"
+    env = dict(run.env)
+    hosts = set()
+    for name in sql:
+        url = make_url(env[name])
+        assert url.port == 1433, url.port
+        hosts.add(url.host)
+        env[name] = env[name].replace(f"@{url.host}:1433/", f"@{url.host}:{front_port}/", 1)
+        assert env[name] != run.env[name]
+    env.update({"IDENTITY_ENDPOINT": identity_endpoint, "IDENTITY_HEADER": identity_header})
+    return replace(run, env=env, extra_hosts={host: gateway for host in hosts},
+                   volumes={ca_bundle: {"bind": SYSTEM_CA_BUNDLE, "mode": "ro"}})
+
+
 # -- what Container Apps would run ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class ContainerRun:
@@ -77,6 +109,7 @@ class ContainerRun:
     target_port: int | None = None
     probes: list[dict[str, Any]] = field(default_factory=list)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra_hosts: dict[str, str] = field(default_factory=dict)
 
     def without(self, *names: str) -> ContainerRun:
         """The same run less some variables (negative controls)."""
@@ -180,11 +213,18 @@ def running_app(client: Any, run: ContainerRun, *, startup_seconds: float = STAR
 
 def run_job(client: Any, run: ContainerRun, *, timeout: float = 600) -> tuple[int, str]:
     """Run a job's container to completion: (exit code, logs)."""
-    container = client.containers.run(run.image, detach=True, name=f"mlflow-aca-job-{uuid.uuid4().hex[:8]}",
-                                      **_docker_options(run))
-    try:
+    with started(client, run, name="job") as container:
         status = container.wait(timeout=timeout)["StatusCode"]
         return status, container.logs().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def started(client: Any, run: ContainerRun, *, name: str = "run") -> Iterator[Any]:
+    """The container, started and left running until the block ends; then removed."""
+    container = client.containers.run(run.image, detach=True, name=f"mlflow-aca-{name}-{uuid.uuid4().hex[:8]}",
+                                      **_docker_options(run))
+    try:
+        yield container
     finally:
         container.remove(force=True)
 
@@ -193,6 +233,8 @@ def _docker_options(run: ContainerRun) -> dict[str, Any]:
     # As in Kubernetes: `command` replaces the image's ENTRYPOINT, `args` its CMD.
     options: dict[str, Any] = {"environment": run.env, "volumes": run.volumes,
                                "labels": {"mlflow-aca-test": "replay"}}
+    if run.extra_hosts:
+        options["extra_hosts"] = run.extra_hosts
     if run.command is not None:
         options["entrypoint"] = run.command
     if run.args is not None:

@@ -155,3 +155,24 @@ def test_password_stays_out_of_error_text(make_deployment):
     for failure in failures:
         assert password not in failure.output and quote(password, safe="") not in failure.output
     assert "InternalServerError" in failures[0].stderr
+
+
+def test_a_changed_secret_value_is_still_written(make_deployment):
+    """Comparing with listSecrets keeps reruns quiet without hiding a real change: a new
+    database name changes the backend URI inside the secret, and nothing else of the job."""
+    deployment = make_deployment(sql_auth="password")
+    deployment.ok("provision")
+    deployment.ok("deploy")
+    before = secret_value(deployment, "Microsoft.App/jobs")
+    deployment.write_config(sql_database_name="mlflow-two")
+    deployment.ok("provision")
+    deployment.standin.clear_requests()
+    data = deployment.ok("deploy")
+    rows = {r["key"]: r for r in data["resources"]}
+    assert rows["migration"]["changes"] == ["properties.configuration.secrets[0].value"]
+    assert "properties.configuration.secrets[0].value" in rows["app"]["changes"]
+    assert len(deployment.requests(method="PUT", path="/providers/Microsoft.App/jobs/mlflow-migrate")) == 1
+    after = secret_value(deployment, "Microsoft.App/jobs")
+    assert after != before and "/mlflow-two?" in after
+    assert unquote(urlsplit(after).password) == unquote(urlsplit(before).password)  # no reset
+    assert secret_value(deployment, "Microsoft.App/containerApps") == after

@@ -4,6 +4,8 @@ DefaultAzureCredential: security settings, idempotency, targeted updates."""
 import re
 import uuid
 
+import pytest
+
 from mlflow_aca.azure.roles import ACR_PULL, STORAGE_BLOB_DATA_CONTRIBUTOR
 from mlflow_aca.config import Settings
 
@@ -17,7 +19,10 @@ def names(deployment):
 
 def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     provisioned = deployment.ok("provision")
-    assert {r["outcome"] for r in provisioned["resources"]} <= {"created", "updated"}
+    outcomes = {r["key"]: r["outcome"] for r in provisioned["resources"]}
+    # The server's creation set its Entra administrator and Entra-only authentication.
+    assert outcomes.pop("sql_entra_admin") == outcomes.pop("sql_entra_only") == "ok"
+    assert set(outcomes.values()) <= {"created", "updated"}
     deployed = deployment.ok("deploy")
     app_row = next(r for r in deployed["resources"] if r["key"] == "app")
     assert app_row["outcome"] == "created" and "healthy" in app_row["detail"]
@@ -49,10 +54,17 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
 
     server = deployment.one("Microsoft.Sql/servers")
     assert server["properties"]["minimalTlsVersion"] == "1.2"
-    admin = server["properties"]["administrators"]
-    assert admin["azureADOnlyAuthentication"] is True and admin["sid"] == client_id
-    assert admin["principalType"] == "Application"
+    admin = deployment.one("Microsoft.Sql/servers/administrators")["properties"]
+    assert admin["sid"] == client_id and admin["login"] == n.identity
+    assert deployment.one("Microsoft.Sql/servers/azureADOnlyAuthentications")["properties"] == {
+        "azureADOnlyAuthentication": True}
+    path = server["id"].split(deployment.subscription_id, 1)[1]
+    expanded = deployment.arm("GET", f"{path}?api-version=2025-01-01&$expand=administrators/activedirectory")
+    assert expanded["properties"]["administrators"]["principalType"] == "Application"
     assert "administratorLoginPassword" not in server["properties"] and server["write_only"] == []
+    # The administrator was set by the server's creation: no separate write for it.
+    assert deployment.requests(method="PUT", path="/administrators/") == []
+    assert deployment.requests(method="PUT", path="/azureADOnlyAuthentications/") == []
     rules = {r["name"]: r["properties"] for r in deployment.resources("Microsoft.Sql/servers/firewallRules")}
     assert rules == {"AllowAllWindowsAzureIps": {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"}}
     database = next(d for d in deployment.resources("Microsoft.Sql/servers/databases") if d["name"] == "mlflow")
@@ -95,14 +107,21 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
             assert resource.get("tags", {}).items() >= TOOL_TAGS.items(), resource["id"]
 
 
-def test_rerun_writes_nothing(deployment):
+@pytest.mark.parametrize("sql_auth", ["entra", "password"])
+def test_rerun_writes_nothing(make_deployment, sql_auth):
+    """Against a stand-in that, like Azure, shows the server's Entra administrator only on
+    request and keeps secret values out of GETs: a rerun must find nothing to write."""
+    deployment = make_deployment(sql_auth=sql_auth)
     deployment.ok("provision")
-    deployment.ok("deploy")
+    deployment.ok("deploy")  # with a password, this first deploy resets it (no copy was kept)
     deployment.standin.clear_requests()
     provisioned = deployment.ok("provision")
     deployed = deployment.ok("deploy")
-    assert deployment.writes() == []
+    writes = [f"{w['method']} {w['path'].split('/providers/', 1)[-1]}" for w in deployment.writes()]
+    assert writes == []
     assert {r["outcome"] for r in provisioned["resources"] + deployed["resources"]} == {"ok"}
+    planned = deployment.ok("plan")["resources"]
+    assert {r["key"]: r["outcome"] for r in planned if r["outcome"] != "ok"} == {}
 
 
 def test_up_converges_in_one_command_then_changes_only_what_a_setting_affects(deployment):
@@ -172,3 +191,25 @@ def test_existing_resource_group_is_used_not_adopted(deployment):
     assert row["outcome"] == "ok" and "not managed" in row["detail"]
     group = deployment.one("Microsoft.Resources/resourceGroups")
     assert group["tags"] == {"owner": "platform"}
+
+
+def test_entra_administrator_drift_is_corrected_through_its_own_resource(deployment):
+    deployment.ok("provision")
+    n = names(deployment)
+    admin_path = (f"/resourceGroups/{n.resource_group}/providers/Microsoft.Sql/servers/{n.sql_server}"
+                  "/administrators/ActiveDirectory?api-version=2025-01-01")
+    deployment.arm("PUT", admin_path, {"properties": {
+        "administratorType": "ActiveDirectory", "login": "someone-else", "sid": str(uuid.uuid4())}})
+    deployment.standin.clear_requests()
+    plan = {r["key"]: r for r in deployment.ok("plan")["resources"]}
+    assert plan["sql_entra_admin"]["outcome"] == "update"
+    assert plan["sql_entra_admin"]["changes"] == ["properties.login", "properties.sid"]
+    assert plan["sql_server"]["outcome"] == plan["sql_entra_only"]["outcome"] == "ok"
+    assert deployment.writes() == []
+    data = deployment.ok("provision")
+    changed = {r["key"] for r in data["resources"] if r["outcome"] != "ok"}
+    assert changed == {"sql_entra_admin"}
+    assert [w["path"].rsplit("/", 2)[-2:] for w in deployment.writes()] == [["administrators", "ActiveDirectory"]]
+    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")
+    admin = deployment.one("Microsoft.Sql/servers/administrators")["properties"]
+    assert (admin["login"], admin["sid"]) == (n.identity, identity["properties"]["clientId"])

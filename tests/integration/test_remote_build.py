@@ -72,12 +72,13 @@ def test_remote_build_follows_acr_tasks_sequence(deployment):
     relative = deployment.requests("POST", "/listBuildSourceUploadUrl")
     assert relative and body["sourceLocation"].startswith("source/") and body["sourceLocation"].endswith(".tar.gz")
 
-    # The uploaded context honours the .dockerignore: the Dockerfile it renders, nothing else.
+    # The uploaded context honours the .dockerignore: the Dockerfile it renders and the files it
+    # copies in, nothing else.
     blob = deployment.standin.app.store.blobs[f"source-{registry}/{body['sourceLocation']}"]
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.data))) as tar:
         names = sorted(tar.getnames())
         dockerfile = tar.extractfile("Dockerfile").read().decode()
-    assert names == [".dockerignore", "Dockerfile"]
+    assert names == sorted([".dockerignore", "Dockerfile", *rendered.files])
     assert dockerfile == rendered.dockerfile
 
 

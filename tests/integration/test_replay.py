@@ -160,11 +160,11 @@ def test_the_deployed_spec_runs_and_serves_the_mlflow_client_the_ui_and_blob_art
         assert experiment_id in [e["experiment_id"] for e in searched.json()["experiments"]]
 
         # Light, as sized for 2 GiB (notes/mlflow.md): MLflow read one worker and no job runner;
-        # and the pool recycling Azure SQL's idle timeout needs.
+        # and no connection pool, so the serverless database can pause (auto-pause is on by default).
         commands = [row[-1] for row in app.container.top()["Processes"]]
         assert any("uvicorn" in c and "--workers 1 " in c for c in commands), commands
         assert not any("huey" in c for c in commands), commands
-        assert "'pool_recycle': 1200" in app.logs(tail="all")
+        assert "'poolclass': <class 'sqlalchemy.pool.impl.NullPool'>" in app.logs(tail="all")
 
 
 def test_without_allowed_hosts_the_probes_pass_but_every_call_gets_403(ingress, replay_engine):

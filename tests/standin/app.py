@@ -48,6 +48,8 @@ class StandinApp:
         self.control: Callable[[Request], Response] | None = None   # the control API, set by the handle
         self.hosts: list[Callable[[str], Any]] = []   # virtual-host resolvers for the HTTPS proxy
         self.registry_front: Any = None   # registry_front.RegistryFront, started on first use
+        self.identity_listeners: dict[str, Any] = {}   # bind host -> identity_http.IdentityHttp
+        self.identity_requests: list[dict] = []   # token requests on either listener (identity_http.py)
         from .providers import register_all
         register_all(self)
 
@@ -103,7 +105,10 @@ class StandinApp:
         if req.path.rstrip("/").lower() == "/metadata/endpoints":
             return metadata.endpoints(self, req)
         if req.path.rstrip("/").lower() == IDENTITY_PATH:
-            return self.tokens.managed_identity(req, self.find_identity)
+            from .identity_http import record_token_request
+            response = self.tokens.managed_identity(req, self.find_identity)
+            record_token_request(self, req, response, "https")
+            return response
         route, params = self.router.match(req.method, req.path)
         req.params = params
         if route.authenticated:

@@ -30,13 +30,15 @@ class Control:
     OPERATIONS = ("reset", "info", "add_fault", "clear_faults", "faults", "requests", "clear_requests",
                   "resources", "resource", "set_latency", "set_replication_delay", "unregister_provider",
                   "take_name", "set_revision_state", "set_job_execution_outcome", "set_app_endpoint",
-                  "issue_token", "registry_front", "attach_registry")
+                  "issue_token", "registry_front", "attach_registry", "identity_http", "identity_requests")
 
     def reset(self) -> None:
         """Forget every resource, fault, log entry and setting (latency is kept)."""
         self.app.store.reset()
         self.app.faults.clear()
         self.app.log.clear()
+        with self.app.store.lock:
+            self.app.identity_requests.clear()
 
     def info(self) -> dict:
         app = self.app
@@ -148,6 +150,25 @@ class Control:
             for res in self.app.store.of_type(REGISTRY_TYPE):
                 res.properties["loginServer"] = info["login_server"]
         return self.app.registry_front.info()
+
+    # -- the identity endpoint over plain HTTP (Container Apps' form) ------------------------------
+    def identity_http(self, host: str = "127.0.0.1", url_host: str | None = None) -> str:
+        """Start (once per bind address) a plain-HTTP listener serving only the managed-identity
+        endpoint, and return its URL for IDENTITY_ENDPOINT (`url_host`: the address clients use,
+        e.g. the Docker bridge gateway for a wildcard bind). See identity_http.py."""
+        from .identity_http import IdentityHttp
+
+        with self.app.store.lock:
+            listener = self.app.identity_listeners.get(host)
+            if listener is None:
+                listener = self.app.identity_listeners[host] = IdentityHttp(self.app, host)
+        return listener.url(url_host)
+
+    def identity_requests(self) -> list[dict]:
+        """Token requests on the identity endpoint (either listener), oldest first: query, whether
+        X-IDENTITY-HEADER was right/wrong/missing, status, the client id answered."""
+        with self.app.store.lock:
+            return [dict(r) for r in self.app.identity_requests]
 
     def issue_token(self, resource: str | None = None, *, client_id: str | None = None,
                     lifetime: int = 3600) -> str:

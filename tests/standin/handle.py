@@ -44,6 +44,8 @@ class Standin(Control):
     def stop(self) -> None:
         if self.app.registry_front is not None:
             self.app.registry_front.stop()
+        for listener in self.app.identity_listeners.values():
+            listener.stop()
         self.server.shutdown()
         self.server.server_close()
         self.app.log.close()

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 import trustme
 
 from . import registry_tokens
-from .server import ThreadedServer, drop_connection
+from .server import ThreadedServer, drop_connection, send_json
 from .arm import DropConnection, Request, Response
 
 if TYPE_CHECKING:
@@ -149,15 +149,7 @@ class _FrontHandler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
 
     def _send(self, response: Response) -> None:
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload and self.command != "HEAD":
-            self.wfile.write(payload)
+        send_json(self, response, b"" if response.body is None else json.dumps(response.body).encode())
 
     # -- the relay to the real registry ------------------------------------------------------------
     def _relay(self, req: Request) -> Response:

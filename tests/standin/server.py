@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import proxy
 from .app import StandinApp, dumps
-from .arm import DropConnection, Request
+from .arm import DropConnection, Request, Response
 from .tls import Tls
 
 
@@ -127,6 +127,18 @@ class ArmRequestHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if payload:
             self.wfile.write(payload)
+
+
+def send_json(handler: http.server.BaseHTTPRequestHandler, response: Response, payload: bytes) -> None:
+    """Write a JSON response (already encoded) for a data-plane listener."""
+    handler.send_response(response.status)
+    handler.send_header("Content-Type", "application/json; charset=utf-8")
+    for name, value in response.headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    if payload and handler.command != "HEAD":
+        handler.wfile.write(payload)
 
 
 def _normalize(path: str) -> str:

@@ -93,7 +93,7 @@ def test_sql_rules(arm, sql_server):
         ("PUT", sql_server + "/administrators/ActiveDirectory", {"properties": admin}, 400, "InvalidParameterValue"),
         ("PUT", sql_server + "/administrators/Other", {"properties": admin}, 400, "InvalidResourceName"),
         ("PUT", sql_server + "/azureADOnlyAuthentications/Other", {"properties": {"azureADOnlyAuthentication": True}},
-         400, "InvalidResourceName"),
+         400, "InvalidServerAADOnlyAuthTypePropertyName"),
         ("PUT", sql_server + "/azureADOnlyAuthentications/Default", {"properties": {"azureADOnlyAuthentication": "y"}},
          400, "InvalidParameterValue"),
         ("PUT", sql_server + "/databases/bad%3Fname", {"location": LOCATION}, 400, "InvalidResourceName"),
@@ -114,7 +114,8 @@ def test_sql_entra_administrator_rules(arm, group):
     arm("PUT", server, {"location": LOCATION, "properties": {"administrators": admin}})
     assert refused(arm("PUT", server + "/azureADOnlyAuthentications/Default",
                        {"properties": {"azureADOnlyAuthentication": False}}), 400, "InvalidParameterValue")
-    assert refused(arm("DELETE", server + "/administrators/ActiveDirectory"), 400, "InvalidParameterValue")
+    assert refused(arm("DELETE", server + "/administrators/ActiveDirectory"), 400,
+                   "InvalidServerAzureADAdminDeleteOperation")
 
 
 def test_environment_rules(arm, env):

@@ -5,6 +5,8 @@ from azure.core.exceptions import HttpResponseError
 
 from .conftest import LOCATION
 
+EXPAND = "administrators/activedirectory"
+
 
 def _error(call):
     with pytest.raises(HttpResponseError) as err:
@@ -36,8 +38,9 @@ def test_entra_only_server_with_firewall_rule_and_serverless_database(standin, a
     assert azure.sql.servers.check_name_availability({"name": "sql-mlflow", "type": "Microsoft.Sql/servers"}).available
     server = servers.begin_create_or_update(group.name, "sql-mlflow", _entra_server(group)).result()
     assert server.fully_qualified_domain_name == "sql-mlflow.database.windows.net"
-    assert server.administrators.azure_ad_only_authentication is True
-    assert server.administrators.sid == group.identity.client_id
+    expanded = servers.get(group.name, "sql-mlflow", expand=EXPAND)
+    assert expanded.administrators.azure_ad_only_authentication is True
+    assert expanded.administrators.sid == group.identity.client_id
     admin = azure.sql.server_azure_ad_administrators.get(group.name, "sql-mlflow", "ActiveDirectory")
     assert admin.login == "id-mlflow"
     entra_only = azure.sql.server_azure_ad_only_authentications.get(group.name, "sql-mlflow", "Default")
@@ -115,7 +118,89 @@ def test_entra_only_needs_an_administrator(azure, group):
         location=LOCATION, administrator_login="mlflowadmin", administrator_login_password="S3cure!passw0rd")).result()
     err = _error(lambda: azure.sql.server_azure_ad_only_authentications.begin_create_or_update(
         group.name, "sql-pw", "Default", ServerAzureADOnlyAuthentication(azure_ad_only_authentication=True)).result())
-    assert err.error.code == "InvalidParameterValue"
+    assert err.error.code == "InvalidServerAADOnlyAuthNoAADAdminPropertyName"
+
+
+def test_server_reads_show_administrators_only_when_expanded(standin, azure, group):
+    servers = azure.sql.servers
+    created = servers.begin_create_or_update(group.name, "sql-mlflow", _entra_server(group)).result()
+    # Like Azure's ServerGet.json example: no `administrators` without $expand, not even in the
+    # PUT's own result.
+    assert created.administrators is None
+    assert servers.get(group.name, "sql-mlflow").administrators is None
+    assert [s.administrators for s in servers.list_by_resource_group(group.name)] == [None]
+    assert [s.administrators for s in servers.list()] == [None]
+    expanded = servers.get(group.name, "sql-mlflow", expand=EXPAND).administrators
+    assert expanded.as_dict() == {
+        "administratorType": "ActiveDirectory", "principalType": "Application", "login": "id-mlflow",
+        "sid": group.identity.client_id, "tenantId": group.identity.tenant_id, "azureADOnlyAuthentication": True}
+    assert [s.administrators.login for s in servers.list_by_resource_group(group.name, expand=EXPAND)] == ["id-mlflow"]
+    assert [s.administrators.login for s in servers.list(expand=EXPAND)] == ["id-mlflow"]
+    assert standin.requests("GET", "/servers/sql-mlflow")[-1]["status"] == 200
+
+
+def test_server_update_accepts_the_same_administrators_and_refuses_changed_ones(azure, group):
+    servers = azure.sql.servers
+    servers.begin_create_or_update(group.name, "sql-mlflow", _entra_server(group)).result()
+    servers.begin_create_or_update(group.name, "sql-mlflow", _entra_server(group, minimal_tls_version="1.3")).result()
+    servers.begin_create_or_update(group.name, "sql-mlflow", _entra_server(group, administrators=None)).result()
+    assert servers.get(group.name, "sql-mlflow").minimal_tls_version == "1.2"  # the last PUT sent 1.2 again
+    assert servers.get(group.name, "sql-mlflow", expand=EXPAND).administrators.login == "id-mlflow"
+
+    renamed = _entra_server(group)
+    renamed.administrators.login = "someone-else"
+    err = _error(lambda: servers.begin_create_or_update(group.name, "sql-mlflow", renamed).result())
+    assert (err.status_code, err.error.code) == (400, "InvalidParameterValue")
+    relaxed = _entra_server(group)
+    relaxed.administrators.azure_ad_only_authentication = False
+    err = _error(lambda: servers.begin_create_or_update(group.name, "sql-mlflow", relaxed).result())
+    assert (err.status_code, err.error.code) == (400, "InvalidServerAzureADOnlyAuthenticationParameter")
+    assert servers.get(group.name, "sql-mlflow", expand=EXPAND).administrators.login == "id-mlflow"
+
+
+def test_administrator_and_entra_only_are_child_resources(standin, azure, group):
+    from azure.mgmt.sql.models import Server, ServerAzureADAdministrator, ServerAzureADOnlyAuthentication
+    sql = azure.sql
+    sql.servers.begin_create_or_update(group.name, "sql-pw", Server(
+        location=LOCATION, administrator_login="mlflowadmin", administrator_login_password="S3cure!passw0rd")).result()
+    assert sql.servers.get(group.name, "sql-pw", expand=EXPAND).administrators is None
+    assert _error(lambda: sql.server_azure_ad_administrators.get(group.name, "sql-pw", "ActiveDirectory")
+                  ).status_code == 404
+    assert sql.server_azure_ad_only_authentications.get(group.name, "sql-pw", "Default"
+                                                        ).azure_ad_only_authentication is False
+
+    admin = ServerAzureADAdministrator(administrator_type="ActiveDirectory", login="id-mlflow",
+                                       sid=group.identity.client_id, tenant_id=group.identity.tenant_id)
+    created = sql.server_azure_ad_administrators.begin_create_or_update(
+        group.name, "sql-pw", "ActiveDirectory", admin).result()
+    assert (created.login, created.azure_ad_only_authentication) == ("id-mlflow", False)
+    # ServerAzureADAdministrators_CreateOrUpdate is long-running: 202 with Location on creation.
+    (put,) = standin.requests("PUT", "/servers/sql-pw/administrators/ActiveDirectory")
+    assert put["status"] == 202
+    sql.server_azure_ad_only_authentications.begin_create_or_update(
+        group.name, "sql-pw", "Default", ServerAzureADOnlyAuthentication(azure_ad_only_authentication=True)).result()
+    expanded = sql.servers.get(group.name, "sql-pw", expand=EXPAND).administrators
+    assert (expanded.login, expanded.principal_type, expanded.azure_ad_only_authentication) == (
+        "id-mlflow", "Application", True)
+    assert sql.server_azure_ad_administrators.get(group.name, "sql-pw", "ActiveDirectory"
+                                                  ).azure_ad_only_authentication is True
+    assert [a.name for a in sql.server_azure_ad_administrators.list_by_server(group.name, "sql-pw")] == [
+        "ActiveDirectory"]
+
+    err = _error(lambda: sql.server_azure_ad_administrators.begin_delete(
+        group.name, "sql-pw", "ActiveDirectory").result())
+    assert err.error.code == "InvalidServerAzureADAdminDeleteOperation"
+    sql.server_azure_ad_only_authentications.begin_create_or_update(
+        group.name, "sql-pw", "Default", ServerAzureADOnlyAuthentication(azure_ad_only_authentication=False)).result()
+    sql.server_azure_ad_administrators.begin_delete(group.name, "sql-pw", "ActiveDirectory").result()
+    assert sql.servers.get(group.name, "sql-pw", expand=EXPAND).administrators is None
+
+
+def test_child_resources_go_with_their_server(standin, azure, group):
+    azure.sql.servers.begin_create_or_update(group.name, "sql-mlflow", _entra_server(group)).result()
+    azure.sql.servers.begin_delete(group.name, "sql-mlflow").result()
+    assert standin.resources("Microsoft.Sql/servers/administrators") == []
+    assert standin.resources("Microsoft.Sql/servers/azureADOnlyAuthentications") == []
 
 
 @pytest.mark.parametrize("start, end", [("0.0.0.300", "0.0.0.0"), ("10.0.0.2", "10.0.0.1")])

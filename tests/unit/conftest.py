@@ -10,3 +10,4 @@ def _isolated_environment(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+

@@ -127,3 +127,16 @@ def test_tags_on_the_app():
     settings, document = spec(tags={"team": "ml"})
     assert document["tags"] == {"team": "ml", "managed-by": "mlflow-aca", "mlflow-aca-deployment": "mlflow",
                                 "mlflow-aca-mlflow-version": settings.mlflow_version}
+
+
+def test_a_database_that_may_pause_gets_no_connection_pool():
+    # Auto-pause needs zero sessions; a pooled idle connection is one (serverless-tier-overview).
+    env = env_map(spec()[1])
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"]["value"] == "NullPool"
+    assert "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE" not in env
+
+
+def test_a_database_that_never_pauses_keeps_a_recycled_pool():
+    env = env_map(spec(sql_auto_pause_minutes=-1)[1])
+    assert "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in env
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"]["value"] == "1200"

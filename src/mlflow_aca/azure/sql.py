@@ -15,6 +15,30 @@ SERVER = Kind(
     model="azure.mgmt.sql.models:Server",
 )
 
+# The server's Entra administrator and its Entra-only switch are child resources with fixed
+# names (ServerAzureADAdministrators.json, ServerAzureADOnlyAuthentications.json, 2025-01-01:
+# administratorName enum ["ActiveDirectory"], authenticationName enum ["Default"]). They go
+# with the server: no delete of their own here.
+ENTRA_ADMIN = Kind(
+    label="SQL Entra administrator",
+    client="sql",
+    get=lambda c, rg, server, name: c.server_azure_ad_administrators.get(rg, server, name),
+    put=lambda c, rg, server, name, body: c.server_azure_ad_administrators.begin_create_or_update(
+        rg, server, name, body),
+    delete=None,
+    model="azure.mgmt.sql.models:ServerAzureADAdministrator",
+)
+
+ENTRA_ONLY = Kind(
+    label="SQL Entra-only authentication",
+    client="sql",
+    get=lambda c, rg, server, name: c.server_azure_ad_only_authentications.get(rg, server, name),
+    put=lambda c, rg, server, name, body: c.server_azure_ad_only_authentications.begin_create_or_update(
+        rg, server, name, body),
+    delete=None,
+    model="azure.mgmt.sql.models:ServerAzureADOnlyAuthentication",
+)
+
 FIREWALL_RULE = Kind(
     label="SQL firewall rule",
     client="sql",

@@ -24,6 +24,8 @@ PASSWORD_PLACEHOLDER = "password"
 
 # Memory/CPU pairs Container Apps accepts on the Consumption plan: memory is twice the vCPUs.
 _CONSUMPTION_CPU = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0)
+# odbc_repository_url / odbc_key_url: scheme, host (name or IPv4), optional port, path.
+_ODBC_URL = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%+/-]*)?")
 
 
 def _group(name: str) -> dict[str, Any]:
@@ -103,9 +105,18 @@ class Settings(BaseModel):
         description="Debian 12 based Python image the server image is built from.",
         json_schema_extra=_group("Image"))] = "python:3.12.12-slim-bookworm"
     install_odbc_driver: Annotated[bool, Field(
-        description="Install Microsoft's ODBC Driver 18 from packages.microsoft.com (needed "
-        "for Azure SQL). Turn off only where that repository is unreachable.",
+        description="Install Microsoft's ODBC Driver 18 from Microsoft's repository "
+        "(odbc_repository_url; needed for Azure SQL). Turn off only where no copy of that "
+        "repository is reachable.",
         json_schema_extra=_group("Image"))] = True
+    odbc_repository_url: Annotated[str, Field(
+        description="Apt repository the ODBC driver (msodbcsql18) is installed from: Microsoft's "
+        "Debian 12 repository, or a mirror of it with the same layout.",
+        json_schema_extra=_group("Image"))] = "https://packages.microsoft.com/debian/12/prod"
+    odbc_key_url: Annotated[str, Field(
+        description="Armored public key that signs odbc_repository_url (Microsoft's, or your "
+        "mirror's).",
+        json_schema_extra=_group("Image"))] = "https://packages.microsoft.com/keys/microsoft.asc"
     extra_packages: Annotated[list[str], Field(
         description="Extra pip requirements installed into the image.",
         json_schema_extra=_group("Image"))] = []
@@ -238,6 +249,19 @@ class Settings(BaseModel):
     def _valid_image_ref(cls, value: str) -> str:
         if not re.fullmatch(r"[\w./:@-]+", value) or value.endswith(":latest"):
             raise ValueError("must be a pinned image reference such as 'python:3.12.12-slim-bookworm'")
+        return value
+
+    @field_validator("odbc_repository_url", "odbc_key_url")
+    @classmethod
+    def _valid_odbc_url(cls, value: str) -> str:
+        # Both go onto a shell RUN line in the Dockerfile and into the image's apt sources:
+        # a plain http(s) URL only, no credentials (they would stay in the image), no query,
+        # no whitespace, quotes or shell characters.
+        if not _ODBC_URL.fullmatch(value):
+            raise ValueError(
+                "must be a plain http(s) URL without credentials, query, spaces, quotes or shell "
+                "characters, e.g. 'https://packages.microsoft.com/debian/12/prod'"
+            )
         return value
 
     @field_validator("extra_packages")

@@ -24,6 +24,13 @@ HEALTH_PATH = "/health"
 VERSION_TAG = "mlflow-aca-mlflow-version"
 # Azure SQL closes idle connections after about 30 minutes: recycle pooled ones before that.
 POOL_RECYCLE_SECONDS = 1200
+# A serverless database pauses only after `autoPauseDelay` minutes with no session at all, and
+# an idle pooled connection is a session (learn.microsoft.com/azure/azure-sql/database/
+# serverless-tier-overview, "Auto-pausing"). With auto-pause on, the server therefore keeps no
+# pool: each request opens its own connection (one TDS login, the token comes from the
+# identity endpoint) and closes it. MLflow reads the pool class from this variable
+# (mlflow/store/db/utils.py, create_sqlalchemy_engine).
+NO_POOL = "NullPool"
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,16 @@ def server_environment(settings: Settings, inputs: AppInputs) -> list[dict[str, 
         {"name": "MLFLOW_WORKERS", "value": str(settings.server_workers)},
         {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION",
          "value": "true" if settings.job_execution_enabled else "false"},
-        {"name": "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "value": str(POOL_RECYCLE_SECONDS)},
+        *pool_environment(settings),
     ]
+
+
+def pool_environment(settings: Settings) -> list[dict[str, Any]]:
+    """How MLflow pools database connections: none when the database may pause (a pooled
+    connection would keep it awake for ever), else a pool recycled before Azure drops idle ones."""
+    if settings.sql_auto_pause_minutes != -1:
+        return [{"name": "MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "value": NO_POOL}]
+    return [{"name": "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "value": str(POOL_RECYCLE_SECONDS)}]
 
 
 def probes() -> list[dict[str, Any]]:
@@ -222,7 +237,7 @@ class ContainerApp(Resource):
             state = self.create(ctx, desired)
             outcome, fields = "created", []
         else:
-            fields = self.changes(ctx, desired, _with_secret_values(current, secrets))
+            fields = self.changes(ctx, desired, with_secret_values(current, secrets))
             if provisioning_state(current) == "failed":
                 fields.append("properties.provisioningState (Failed: reapplied)")
             if ctx.dry_run:
@@ -244,8 +259,8 @@ class ContainerApp(Resource):
         return self.update(ctx, self.desired(ctx, fqdn=actual), state)
 
 
-def _with_secret_values(current: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
-    """The app as Azure holds it, secret values included (GET omits them; listSecrets has them)."""
+def with_secret_values(current: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """An app or job as Azure holds it, secret values included (GET omits them; listSecrets has them)."""
     configuration = dig(current, "properties.configuration") or {}
     secrets = [{**item, "value": values.get(item.get("name"), "")}
                for item in configuration.get("secrets") or []]

@@ -19,6 +19,7 @@ from mlflow_aca.resources.app import (
     VERSION_TAG,
     AppInputs,
     ContainerApp,
+    with_secret_values,
     backend_variable,
     pulled_with_identity,
     secrets,
@@ -97,13 +98,13 @@ class MigrationJob(Resource):
         from mlflow_aca.resources import sql
 
         current = self.settled_read(ctx)
-        stored = azure_apps.job_secrets(ctx.session, *self.ids(ctx)) if current and not ctx.dry_run else {}
+        stored = azure_apps.job_secrets(ctx.session, *self.ids(ctx)) if current else {}
         reset = sql.ensure_password_known(ctx, sql.SqlServer(), _stored_password(ctx, self.app, stored))
         needed, why = self.migration_needed(ctx)
         if reset is not None:
             why = f"{reset.detail}; {why}"
         desired = self.desired(ctx)
-        fields = [] if current is None else self.changes(ctx, desired, current)
+        fields = [] if current is None else self.secret_aware_changes(ctx, desired, current, stored)
         if ctx.dry_run:
             planned = "create" if current is None else "update" if fields else "run" if needed else "ok"
             return StepResult(planned, f"then run: {why}" if needed and planned != "run" else why)
@@ -114,6 +115,12 @@ class MigrationJob(Resource):
             return StepResult("updated" if written else "ok", why, {"changes": fields})
         execution = run_to_completion(ctx, *self.ids(ctx))
         return StepResult("ran", f"{why}: execution {execution} succeeded")
+
+    def secret_aware_changes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+                             stored: dict[str, str]) -> list[str]:
+        """Differences from the job as Azure holds it, secret values (`stored`, from
+        listSecrets) included: a GET alone would make every secret look changed."""
+        return self.changes(ctx, desired, with_secret_values(current, stored))
 
     def migration_needed(self, ctx: Context) -> tuple[bool, str]:
         app = self.app.read(ctx)

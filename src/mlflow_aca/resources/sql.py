@@ -1,5 +1,6 @@
 """The backend store: an Azure SQL server (Entra-only with the identity as administrator, or
-SQL authentication with a generated password), its firewall rules and a serverless database."""
+SQL authentication with a generated password), its Entra administrator settings, its firewall
+rules and a serverless database."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from mlflow_aca.azure import sql as azure_sql
 from mlflow_aca.graph import StepResult
 from mlflow_aca.redaction import register_secret
-from mlflow_aca.resources.base import Context, Resource, require_name_available
+from mlflow_aca.resources.base import Context, Pending, Resource, changed_paths, require_name_available
 
 # Symbols that need no quoting in shells or ODBC connection strings; URIs encode them anyway.
 _PASSWORD_SYMBOLS = "-_.~!*"
@@ -30,6 +31,14 @@ def generate_password(length: int = 32) -> str:
 
 
 class SqlServer(Resource):
+    """The logical server. Its desired state leaves the Entra administrator out: Azure shows a
+    server's `administrators` only to a GET with `$expand=administrators/activedirectory` and
+    honours it in a PUT only when the PUT creates the server (Servers.json, 2025-01-01:
+    x-ms-mutability ["read", "create"]; 2023-08-01: "If used for server update, it will be
+    ignored or it will result in an error. For updates individual APIs will need to be used.").
+    Creation sends it (an Entra-only server cannot be created without it); afterwards
+    `SqlEntraAdmin` and `SqlEntraOnly` converge it through those individual APIs."""
+
     key = "sql_server"
     kind = azure_sql.SERVER
     # The identity must exist first: with Entra authentication it is the administrator.
@@ -42,17 +51,7 @@ class SqlServer(Resource):
     def desired(self, ctx: Context) -> dict[str, Any]:
         properties: dict[str, Any] = {"version": "12.0", "minimalTlsVersion": "1.2",
                                       "publicNetworkAccess": "Enabled"}
-        if ctx.settings.sql_auth == "entra":
-            properties["administrators"] = {
-                "administratorType": "ActiveDirectory",
-                "principalType": "Application",
-                "login": ctx.names.identity,
-                # For an application (a managed identity is one) the sid is its client id.
-                "sid": ctx.output("identity", "client_id"),
-                "tenantId": ctx.output("identity", "tenant_id"),
-                "azureADOnlyAuthentication": True,
-            }
-        else:
+        if ctx.settings.sql_auth != "entra":
             properties["administratorLogin"] = ctx.settings.sql_admin_login
         return {"location": ctx.settings.location, "tags": ctx.tags, "properties": properties}
 
@@ -63,7 +62,10 @@ class SqlServer(Resource):
         name = ctx.names.sql_server
         require_name_available(azure_sql.server_name_available(ctx.session, name), what="SQL server",
                                name=name, key="sql_server_name", code="ServerNameNotAvailable")
-        if ctx.settings.sql_auth == "password":
+        if ctx.settings.sql_auth == "entra":
+            body = _with_properties(body, administrators={**entra_administrator(ctx), "principalType": "Application",
+                                                          "azureADOnlyAuthentication": True})
+        else:
             password = generate_password()
             body = _with_password(body, password)
             ctx.private[PASSWORD_KEY] = password
@@ -77,8 +79,81 @@ class SqlServer(Resource):
         return password
 
 
+def entra_administrator(ctx: Context) -> dict[str, Any]:
+    """The server's Entra administrator: the app's identity."""
+    return {
+        "administratorType": "ActiveDirectory",
+        "login": ctx.names.identity,
+        # For an application (a managed identity is one) the sid is its client id.
+        "sid": ctx.output("identity", "client_id"),
+        "tenantId": ctx.output("identity", "tenant_id"),
+    }
+
+
+class SqlEntraAdmin(Resource):
+    """`servers/{server}/administrators/ActiveDirectory` (Entra authentication only)."""
+
+    key = "sql_entra_admin"
+    kind = azure_sql.ENTRA_ADMIN
+    deps = ("sql_server", "identity")
+
+    def ids(self, ctx: Context) -> tuple[str, ...]:
+        return (ctx.names.resource_group, ctx.names.sql_server, "ActiveDirectory")
+
+    def label(self, ctx: Context) -> str:
+        return f"SQL Entra administrator {ctx.names.identity}"
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        # azureADOnlyAuthentication is read-only here (ServerAzureADAdministrators.json): the
+        # switch is SqlEntraOnly's.
+        return {"properties": entra_administrator(ctx)}
+
+    def changes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
+        # GUIDs compare case-insensitively, as Entra treats them.
+        return changed_paths(_lower_guids(desired), _lower_guids(current), ignored=self.ignored)
+
+
+def _lower_guids(state: dict[str, Any]) -> dict[str, Any]:
+    properties = dict(state.get("properties") or {})
+    for key in ("sid", "tenantId"):
+        value = properties.get(key)
+        if isinstance(value, str) and not isinstance(value, Pending):
+            properties[key] = value.lower()
+    return {**state, "properties": properties}
+
+
+class SqlEntraOnly(Resource):
+    """`servers/{server}/azureADOnlyAuthentications/Default`: no SQL logins at all."""
+
+    key = "sql_entra_only"
+    kind = azure_sql.ENTRA_ONLY
+    # Azure refuses Entra-only authentication without an Entra administrator
+    # (InvalidServerAADOnlyAuthNoAADAdminPropertyName, ServerAzureADOnlyAuthentications.json).
+    deps = ("sql_entra_admin",)
+
+    def ids(self, ctx: Context) -> tuple[str, ...]:
+        return (ctx.names.resource_group, ctx.names.sql_server, "Default")
+
+    def label(self, ctx: Context) -> str:
+        return "SQL Entra-only authentication"
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {"properties": {"azureADOnlyAuthentication": True}}
+
+
+def sql_server_resources(ctx: Context) -> list[Resource]:
+    """The server and, with Entra authentication, its administrator settings."""
+    if ctx.settings.sql_auth != "entra":
+        return [SqlServer()]
+    return [SqlServer(), SqlEntraAdmin(), SqlEntraOnly()]
+
+
+def _with_properties(body: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    return {**body, "properties": {**body["properties"], **properties}}
+
+
 def _with_password(body: dict[str, Any], password: str) -> dict[str, Any]:
-    return {**body, "properties": {**body["properties"], "administratorLoginPassword": password}}
+    return _with_properties(body, administratorLoginPassword=password)
 
 
 class FirewallRule(Resource):
@@ -116,6 +191,12 @@ class SqlDatabase(Resource):
     key = "sql_database"
     kind = azure_sql.DATABASE
     deps = ("sql_server",)
+
+    def __init__(self, entra: bool = False) -> None:
+        # With Entra authentication the app and the migration job log in as the server's Entra
+        # administrator; they wait for the database, so the database waits for those settings.
+        if entra:
+            self.deps = (*self.deps, SqlEntraOnly.key)
 
     def ids(self, ctx: Context) -> tuple[str, ...]:
         return (ctx.names.resource_group, ctx.names.sql_server, ctx.names.sql_database)

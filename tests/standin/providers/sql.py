@@ -1,5 +1,12 @@
 """Microsoft.Sql: logical servers (globally unique names, SQL or Entra administrators), their
-Entra administrator and Entra-only settings, firewall rules and databases."""
+Entra administrator and Entra-only settings, firewall rules and databases.
+
+The Entra administrator and Entra-only authentication are child resources
+(`servers/{s}/administrators/ActiveDirectory`, `servers/{s}/azureADOnlyAuthentications/Default`).
+The server's own `administrators` property only mirrors them: a server GET or list shows it
+only with `$expand=administrators/activedirectory`, and a server PUT honours it only when it
+creates the server (Servers.json, 2025-01-01; see `Servers.build`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..arm import Request, Response, bad_request
 from ..metadata import SUFFIXES
-from ..resources import PutContext, ResourceKind, check_enum, check_immutable, register_kind
+from ..resources import PutContext, ResourceKind, check_enum, check_immutable, get, list_, register_kind
 from ..store import Resource, now_iso
 from .msi import resolve_identity
 
@@ -26,6 +33,12 @@ TLS_VERSIONS = ["None", "1.0", "1.1", "1.2", "1.3"]
 RESERVED_LOGINS = {"admin", "administrator", "sa", "root", "dbmanager", "loginmanager", "dbo", "guest", "public"}
 _SERVER_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _DB_NAME_FORBIDDEN = re.compile(r"[<>*%&:\\/?]")
+ADMIN_TYPE = "Microsoft.Sql/servers/administrators"
+ENTRA_ONLY_TYPE = "Microsoft.Sql/servers/azureADOnlyAuthentications"
+# Servers_Get / Servers_List / Servers_ListByResourceGroup: "$expand: The child resources to
+# include in the response"; the spec's examples use exactly this value.
+EXPAND_ADMINISTRATORS = "administrators/activedirectory"
+_ADMIN_FIELDS = ("administratorType", "login", "sid", "tenantId")
 _SKU = re.compile(r"^(Basic|S\d+|P\d+|Free|(GP|BC|HS)(_S)?_(Gen5|Gen4|DC|FSv2|M)(_\d+)?)$")
 TIERS = {"GP": "GeneralPurpose", "BC": "BusinessCritical", "HS": "Hyperscale"}
 
@@ -59,8 +72,68 @@ def _check_administrators(admins: dict, app: "StandinApp") -> dict:
             raise bad_request("InvalidParameterValue", f"Invalid value given for parameter administrators.{key}: "
                                                        "it must be a GUID.")
     return {"administratorType": "ActiveDirectory", "principalType": principal_type, "login": admins["login"],
-            "sid": str(admins["sid"]).lower(), "tenantId": admins.get("tenantId") or app.tenant_id,
+            "sid": str(admins["sid"]).lower(), "tenantId": str(admins.get("tenantId") or app.tenant_id).lower(),
             "azureADOnlyAuthentication": bool(admins.get("azureADOnlyAuthentication", False))}
+
+
+def _principal_type(app: "StandinApp", sid: str) -> str:
+    """What Azure resolves from Entra for an administrator's sid. The stand-in's directory
+    holds only managed identities (applications: their sid is the client id) and the operator."""
+    return "Application" if app.find_identity(client_id=sid) else "User"
+
+
+def current_administrators(app: "StandinApp", server_id: str) -> dict | None:
+    """The server's `administrators` as Azure assembles it from the two child resources."""
+    admin = app.store.get(server_id + "/administrators/ActiveDirectory")
+    if admin is None:
+        return None
+    props = admin.properties
+    return {**{k: props[k] for k in _ADMIN_FIELDS}, "principalType": _principal_type(app, props["sid"]),
+            "azureADOnlyAuthentication": _entra_only(app, server_id)}
+
+
+def _entra_only(app: "StandinApp", server_id: str) -> bool:
+    setting = app.store.get(server_id + "/azureADOnlyAuthentications/Default")
+    return bool(setting and setting.properties.get("azureADOnlyAuthentication"))
+
+
+def _administrators_change(sent: dict, current: dict | None) -> list[str]:
+    if current is None:
+        return ["administrators"]
+    changed = [k for k in (*_ADMIN_FIELDS, "azureADOnlyAuthentication")
+               if str(sent[k]).lower() != str(current[k]).lower()]
+    if sent.get("principalType") and sent["principalType"] != current["principalType"]:
+        changed.append("principalType")
+    return changed
+
+
+def _refuse_administrators_update(changed: list[str]) -> None:
+    # Servers.json 2025-01-01, ServerProperties.administrators: x-ms-mutability ["read", "create"];
+    # "can be utilized during server creation and for server updates, except for the
+    # azureADOnlyAuthentication property. To update the azureADOnlyAuthentication property,
+    # individual API must be used." 2023-08-01 (same mutability) says "This can only be used at
+    # server create time. If used for server update, it will be ignored or it will result in
+    # an error. For updates individual APIs will need to be used." What Azure does with a
+    # changed value is unverified: the stand-in takes the stricter reading and refuses any
+    # change (an unchanged or omitted one is accepted). The code for azureADOnlyAuthentication
+    # is the one ServerAzureADAdministrators.json lists for it; the other is a plausible guess.
+    if changed == ["azureADOnlyAuthentication"]:
+        raise bad_request("InvalidServerAzureADOnlyAuthenticationParameter",
+                          "Microsoft Entra-only authentication cannot be changed through the server: use the "
+                          "azureADOnlyAuthentications API instead.")
+    raise bad_request("InvalidParameterValue",
+                      "The server's administrators can only be set when the server is created (changed: "
+                      f"{', '.join(changed)}): use the administrators/ActiveDirectory and "
+                      "azureADOnlyAuthentications/Default APIs instead.")
+
+
+def _with_expand(app: "StandinApp", req: Request, doc: dict) -> dict:
+    """A server as GET shows it: `administrators` only when the caller asked for it."""
+    if str(req.query.get("$expand", "")).lower() == EXPAND_ADMINISTRATORS:
+        admins = current_administrators(app, doc["id"])
+        if admins:
+            doc.setdefault("properties", {})["administrators"] = admins
+    return doc
 
 
 class Servers(ResourceKind):
@@ -102,6 +175,10 @@ class Servers(ResourceKind):
                                   "Invalid value given for parameter Login. Specify a valid parameter value: a server "
                                   "needs administratorLogin and administratorLoginPassword unless Microsoft Entra-only "
                                   "authentication is enabled with an Entra administrator.")
+        elif admins is not None:
+            changed = _administrators_change(admins, current_administrators(ctx.app, ctx.id))
+            if changed:
+                _refuse_administrators_update(changed)
         if login is not None:
             if login.lower() in RESERVED_LOGINS or not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,127}$", login):
                 raise bad_request("InvalidLoginName",
@@ -111,21 +188,17 @@ class Servers(ResourceKind):
         if password is not None:
             _check_password(password)
             ctx.secrets["administratorLoginPassword"] = password
-        out = {k: v for k, v in old.items() if k not in ("administrators",)}
-        out.update({k: v for k, v in props.items() if k not in ("administratorLoginPassword", "provisioningState")})
+        # `administrators` is not kept on the server: the child resources hold it.
+        out = {k: v for k, v in old.items() if k != "administrators"}
+        out.update({k: v for k, v in props.items()
+                    if k not in ("administratorLoginPassword", "provisioningState", "administrators")})
         out.update({"version": version, "minimalTlsVersion": tls, "publicNetworkAccess": access, "state": "Ready",
                     "fullyQualifiedDomainName": f"{ctx.name}.{SUFFIXES['sqlServerHostname']}"})
         if login or old.get("administratorLogin"):
             out["administratorLogin"] = login or old["administratorLogin"]
-        if admins:
-            out["administrators"] = admins
-            ctx.on_success.append(lambda: _store_admin(ctx.app, ctx.id, admins))
-        elif old.get("administrators"):
-            out["administrators"] = old["administrators"]
         out.pop("provisioningState", None)
-        ctx.on_success.append(lambda: _master_database(ctx.app, ctx.id, ctx.location))
-        ctx.on_success.append(lambda: _store_entra_only(ctx.app, ctx.id, bool(
-            (out.get("administrators") or {}).get("azureADOnlyAuthentication"))))
+        if ctx.existing is None:
+            ctx.on_success.append(lambda: _create_children(ctx.app, ctx.id, ctx.location, admins))
         doc = {"kind": "v12.0", "properties": out}
         identity = resolve_identity(ctx.app, ctx.body.get("identity"), ctx.id)
         if identity:
@@ -133,19 +206,28 @@ class Servers(ResourceKind):
         return doc
 
 
+def _create_children(app: "StandinApp", server_id: str, location: str, admins: dict | None) -> None:
+    """What a server's creation brings with it: its master database, the Entra-only setting and,
+    when `administrators` was sent, the Entra administrator."""
+    _master_database(app, server_id, location)
+    if admins:
+        _store_admin(app, server_id, admins)
+    _store_entra_only(app, server_id, bool(admins and admins["azureADOnlyAuthentication"]))
+
+
 def _store_admin(app: "StandinApp", server_id: str, admins: dict) -> None:
     rid = server_id + "/administrators/ActiveDirectory"
-    app.store.put(Resource(rid, "Microsoft.Sql/servers/administrators", {
-        "id": rid, "name": "ActiveDirectory", "type": "Microsoft.Sql/servers/administrators",
-        "properties": {k: admins[k] for k in ("administratorType", "login", "sid", "tenantId",
-                                              "azureADOnlyAuthentication")}}))
+    app.store.put(Resource(rid, ADMIN_TYPE, {
+        "id": rid, "name": "ActiveDirectory", "type": ADMIN_TYPE,
+        "properties": {**{k: admins[k] for k in _ADMIN_FIELDS},
+                       "azureADOnlyAuthentication": admins["azureADOnlyAuthentication"]}}))
 
 
 def _store_entra_only(app: "StandinApp", server_id: str, value: bool) -> None:
     rid = server_id + "/azureADOnlyAuthentications/Default"
-    app.store.put(Resource(rid, "Microsoft.Sql/servers/azureADOnlyAuthentications", {
-        "id": rid, "name": "Default", "type": "Microsoft.Sql/servers/azureADOnlyAuthentications",
-        "properties": {"azureADOnlyAuthentication": value, "provisioningState": "Succeeded"}}))
+    app.store.put(Resource(rid, ENTRA_ONLY_TYPE, {
+        "id": rid, "name": "Default", "type": ENTRA_ONLY_TYPE,
+        "properties": {"azureADOnlyAuthentication": value}}))
 
 
 def _master_database(app: "StandinApp", server_id: str, location: str) -> None:
@@ -160,66 +242,80 @@ def _master_database(app: "StandinApp", server_id: str, location: str) -> None:
 
 
 class Administrators(ResourceKind):
+    """ServerAzureADAdministrators.json (2025-01-01): PUT and DELETE are long-running (202 with
+    Location; 200/201 on PUT, 200/204 on DELETE); AdministratorProperties has login and sid
+    (required), administratorType, tenantId, and azureADOnlyAuthentication read-only. No
+    provisioningState."""
+
     namespace = NAMESPACE
     path = "servers/{serverName}/administrators/{name}"
     versions = VERSIONS
     tracked = False
+    put_lro = "location"
     latency_key = "administrators"
     delete_lro = True
+    has_provisioning_state = False
 
     def validate_name(self, name: str) -> None:
         if name != "ActiveDirectory":
             raise bad_request("InvalidResourceName", "The administrator name must be 'ActiveDirectory'.")
 
     def build(self, ctx: PutContext) -> dict:
-        admins = _check_administrators({**ctx.properties, "principalType": ctx.properties.get("principalType", "User")},
-                                       ctx.app)
-        admins.pop("principalType")
-        admins["azureADOnlyAuthentication"] = ctx.parent.properties.get("administrators", {}).get(
-            "azureADOnlyAuthentication", False)
-        ctx.on_success.append(lambda: ctx.parent.properties.setdefault("administrators", {}).update(
-            {**admins, "principalType": ctx.properties.get("principalType", "User")}))
-        return {"properties": admins}
+        props = ctx.properties
+        if props.get("administratorType", "ActiveDirectory") != "ActiveDirectory":
+            raise bad_request("InvalidServerAdministratorTypePropertyName",
+                              "Server active directory administrator type should be ActiveDirectory.")
+        admins = _check_administrators({**props, "principalType": None}, ctx.app)
+        # Read-only here: a copy of the Entra-only setting, which its own resource holds.
+        return {"properties": {**{k: admins[k] for k in _ADMIN_FIELDS},
+                               "azureADOnlyAuthentication": _entra_only(ctx.app, ctx.id.rsplit("/", 2)[0])}}
 
     def before_delete(self, app: "StandinApp", res: Resource) -> None:
-        server = app.store.get(res.id.rsplit("/", 2)[0])
-        if server.properties.get("administrators", {}).get("azureADOnlyAuthentication"):
-            raise bad_request("InvalidParameterValue",
+        if _entra_only(app, res.id.rsplit("/", 2)[0]):
+            raise bad_request("InvalidServerAzureADAdminDeleteOperation",
                               "The Microsoft Entra administrator cannot be removed while Microsoft Entra-only "
-                              "authentication is enabled.")
-
-    def after_delete(self, app: "StandinApp", res: Resource) -> None:
-        server = app.store.get(res.id.rsplit("/", 2)[0])
-        if server is not None:
-            server.properties.pop("administrators", None)
+                              "authentication is enabled: use the azureADOnlyAuthentications API first.")
 
 
 class EntraOnlyAuthentications(ResourceKind):
+    """ServerAzureADOnlyAuthentications.json (2025-01-01): PUT and DELETE are long-running like
+    the administrator's; AzureADOnlyAuthProperties is only `azureADOnlyAuthentication` (required)."""
+
     namespace = NAMESPACE
     path = "servers/{serverName}/azureADOnlyAuthentications/{name}"
     versions = VERSIONS
     tracked = False
+    put_lro = "location"
     latency_key = "administrators"
+    delete_lro = True
+    has_provisioning_state = False
 
     def validate_name(self, name: str) -> None:
         if name != "Default":
-            raise bad_request("InvalidResourceName", "The Entra-only authentication name must be 'Default'.")
+            raise bad_request("InvalidServerAADOnlyAuthTypePropertyName",
+                              "Server Azure Active Directory only authentication type should be Default.")
 
     def build(self, ctx: PutContext) -> dict:
         value = ctx.properties.get("azureADOnlyAuthentication")
         if not isinstance(value, bool):
             raise bad_request("InvalidParameterValue", "properties.azureADOnlyAuthentication must be true or false.")
-        admins = ctx.parent.properties.get("administrators")
-        if value and not admins:
-            raise bad_request("InvalidParameterValue",
-                              "Microsoft Entra-only authentication cannot be enabled without a Microsoft Entra "
-                              "administrator.")
+        server_id = ctx.id.rsplit("/", 2)[0]
+        if ctx.app.store.get(server_id + "/administrators/ActiveDirectory") is None:
+            raise bad_request("InvalidServerAADOnlyAuthNoAADAdminPropertyName",
+                              "AAD Admin is not configured, AAD Admin must be set before enabling/disabling AAD Only "
+                              "Authentication.")
         if not value and not ctx.parent.properties.get("administratorLogin"):
             raise bad_request("InvalidParameterValue",
                               "Microsoft Entra-only authentication cannot be disabled on a server that has no SQL "
                               "administrator login.")
-        ctx.on_success.append(lambda: admins and admins.update({"azureADOnlyAuthentication": value}))
+        ctx.on_success.append(lambda: _mirror_entra_only(ctx.app, server_id, value))
         return {"properties": {"azureADOnlyAuthentication": value}}
+
+
+def _mirror_entra_only(app: "StandinApp", server_id: str, value: bool) -> None:
+    admin = app.store.get(server_id + "/administrators/ActiveDirectory")
+    if admin is not None:
+        admin.properties["azureADOnlyAuthentication"] = value
 
 
 class FirewallRules(ResourceKind):
@@ -319,10 +415,32 @@ class Databases(ResourceKind):
 
 
 def register(app: "StandinApp") -> None:
-    for kind in (Servers(), Administrators(), EntraOnlyAuthentications(), FirewallRules(), Databases()):
+    servers = Servers()
+    _register_server_reads(app, servers)
+    for kind in (servers, Administrators(), EntraOnlyAuthentications(), FirewallRules(), Databases()):
         register_kind(app, kind)
     app.router.add("POST", "/subscriptions/{subscriptionId}/providers/Microsoft.Sql/checkNameAvailability",
                    lambda r: check_name(app, r), versions=VERSIONS, namespace=NAMESPACE, type_name="servers")
+
+
+def _register_server_reads(app: "StandinApp", kind: Servers) -> None:
+    """Server GET and lists honour `$expand`. Registered before the generic routes, which the
+    router would otherwise match first."""
+    item = kind.template()
+    opts = dict(versions=kind.versions, namespace=NAMESPACE, type_name=kind.short_type)
+
+    def one(req: Request) -> Response:
+        response = get(app, kind, req)
+        return Response(response.status, _with_expand(app, req, response.body), response.headers)
+
+    def many(req: Request) -> Response:
+        response = list_(app, kind, req)
+        return Response(response.status, {"value": [_with_expand(app, req, doc) for doc in response.body["value"]]},
+                        response.headers)
+
+    app.router.add("GET", item, one, **opts)
+    app.router.add("GET", item.rsplit("/", 1)[0], many, **opts)
+    app.router.add("GET", f"/subscriptions/{{subscriptionId}}/providers/{NAMESPACE}/servers", many, **opts)
 
 
 def check_name(app: "StandinApp", req: Request) -> Response:

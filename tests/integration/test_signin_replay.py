@@ -1,0 +1,139 @@
+"""The database sign-in of the deployed containers, performed by Microsoft's real ODBC driver in the
+product image and observed by a SQL login front (tests/sqlfront/).
+
+`provision` + `deploy --image <the product image>` against the Azure stand-in; the migration job
+and the container app it then holds are run with Docker exactly as deployed, except for
+`replay.substitute_sql_front`: the SQL server's FQDN answered by the front, and the managed-identity
+endpoint Container Apps injects served by the stand-in. What the driver presents is checked
+against what Azure SQL would accept for this deployment:
+- Entra (default): a token the identity endpoint issued for `https://database.windows.net/` to
+  the app's user-assigned identity, fetched with that identity's client id;
+- password: the administrator login and the generated password the app's secret holds.
+
+MLflow cannot go further than the login here (the front answers no MLflow query), so each
+container is stopped once the front has seen its login.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests import services
+from tests.integration import replay
+from tests.integration.conftest import Deployment
+from tests.sqlfront.front import SQL_SPN, SqlFront
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+LOGIN_WAIT = 120  # seconds: MLflow's start-up (imports, then the engine) comes before the login
+IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
+
+
+@dataclass
+class Deployed:
+    deployment: Deployment
+    app: dict[str, Any]
+    job: dict[str, Any]
+    identity: dict[str, Any]
+    secrets: dict[str, dict[str, str]] = field(repr=False)  # by resource name; never in a report
+
+    def run(self, which: str) -> replay.ContainerRun:
+        resource = self.app if which == "app" else self.job
+        make = replay.app_run if which == "app" else replay.job_run
+        return make(resource, self.secrets[resource["name"]])
+
+
+@pytest.fixture(scope="module")
+def front(standin_session, tmp_path_factory):
+    """One SQL front for the module, on every address so containers reach it at the gateway, with
+    a certificate for any Azure SQL server name."""
+    workdir = tmp_path_factory.mktemp("sqlfront")
+    with SqlFront(host="0.0.0.0", names=("*.database.windows.net",), tenant_id=standin_session.tenant_id,
+                  workdir=str(workdir)) as running:
+        running.bundle = running.ca_bundle(str(workdir / "ca-certificates.crt"))
+        yield running
+
+
+def deploy(standin, directory, image: str, **settings: Any) -> Deployed:
+    standin.reset()
+    standin.set_latency(0)
+    deployment = Deployment(standin, directory, {"storage_container_name": f"signin-{uuid.uuid4().hex[:8]}",
+                                                 **settings})
+    deployment.ok("provision")
+    deployment.ok("deploy", "--image", image)
+    app = deployment.one("Microsoft.App/containerApps")
+    job = deployment.one("Microsoft.App/jobs")
+    secrets = {resource["name"]: replay.list_secrets(deployment, resource) for resource in (app, job)}
+    return Deployed(deployment, app, job, deployment.one(IDENTITY_TYPE), secrets)
+
+
+@pytest.fixture(scope="module")
+def entra(standin_session, tmp_path_factory, replay_image) -> Deployed:
+    return deploy(standin_session, tmp_path_factory.mktemp("signin-entra"), replay_image)
+
+
+@pytest.fixture(scope="module")
+def password(standin_session, tmp_path_factory, replay_image) -> Deployed:
+    return deploy(standin_session, tmp_path_factory.mktemp("signin-password"), replay_image, sql_auth="password")
+
+
+def first_login(deployed: Deployed, which: str, front: SqlFront, engine: Any):
+    """Run the deployed container against the front until the front has seen a login attempt
+    finish; return (login, the container's log)."""
+    standin = deployed.deployment.standin
+    gateway = services.docker_gateway()
+    run = replay.substitute_sql_front(
+        deployed.run(which), gateway=gateway, front_port=front.port, ca_bundle=front.bundle,
+        identity_endpoint=standin.identity_http(host="0.0.0.0", url_host=gateway),
+        identity_header=standin.app.tokens.identity_header)
+    front.clear()
+    with replay.started(engine, run, name=f"signin-{which}") as container:
+        try:
+            login = front.wait_for_login(timeout=LOGIN_WAIT)
+        except TimeoutError as waited:
+            raise AssertionError(f"{waited}\n--- container log ---\n"
+                                 f"{container.logs(tail=40).decode(errors='replace')}") from None
+        return login, container.logs(tail=40).decode(errors="replace")
+
+
+@pytest.mark.parametrize("which", ["job", "app"])
+def test_entra_sign_in_presents_a_database_token_of_the_apps_identity(entra, front, replay_engine, which):
+    standin = entra.deployment.standin
+    properties = entra.identity["properties"]
+    asked_before = len(standin.identity_requests())
+
+    login, log = first_login(entra, which, front, replay_engine)
+
+    assert login.outcome == "accepted", (login.outcome, login.events, log)
+    # The driver fetched the token itself (FEDAUTH library 0x02, ActiveDirectoryMsi), no user name.
+    assert (login.fedauth_library, login.user, login.password) == (0x02, "", ""), login.events
+    claims = standin.app.tokens.verify(login.token or "")
+    assert claims is not None, "no token, or one the identity endpoint did not issue"
+    assert claims["aud"] == SQL_SPN == "https://database.windows.net/"
+    assert (claims["appid"], claims["oid"]) == (properties["clientId"], properties["principalId"])
+    assert login.database == entra.deployment.settings.get("sql_database_name", "mlflow")
+
+    # How it got it: the request Container Apps' identity endpoint received.
+    [asked] = [r for r in standin.identity_requests()[asked_before:] if r["via"] == "http"]
+    assert asked["query"]["resource"] == SQL_SPN
+    assert asked["query"]["client_id"] == properties["clientId"]
+    assert (asked["header"], asked["status"]) == ("right", 200)
+
+
+@pytest.mark.parametrize("which", ["job", "app"])
+def test_password_sign_in_presents_the_generated_login_and_password(password, front, replay_engine, which):
+    resource = password.app if which == "app" else password.job
+    uri = make_url(password.secrets[resource["name"]]["backend-store-uri"])
+
+    login, log = first_login(password, which, front, replay_engine)
+
+    assert login.outcome == "accepted", (login.outcome, login.events, log)
+    assert login.fedauth_library is None and login.token is None
+    assert login.user == password.deployment.settings.get("sql_admin_login", "mlflowadmin") == uri.username
+    assert login.password == uri.password and len(login.password) == 32
+
