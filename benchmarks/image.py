@@ -3,8 +3,9 @@
 Runs the CLI (a subprocess, as users run it) against the Azure stand-in with a real token-auth
 registry behind its login-server front, and prints, in one run:
 
-- the cold build of the product template (`build --local --no-cache`; no ODBC repository, the
-  local test base image) and the image size;
+- the cold build of the product template (`build --local --no-cache`; Microsoft's repository step
+  on, served by the local stand-in of packages.microsoft.com; the local test base image) and the
+  image size;
 - a rebuild with nothing changed (`build --local`);
 - the first push through the Entra-token path into an empty registry (`push`);
 - a second push, which finds the image present (the manifest lookup over the registry's API);
@@ -39,11 +40,13 @@ def main() -> int:
     args = parser.parse_args()
     client = services.require_docker()
     base = services.python_image(client)
+    odbc = services.require_ms_repository().settings()
     work = Path(tempfile.mkdtemp(prefix="mlflow-aca-bench-"))
     docker_config = Path(tempfile.mkdtemp(prefix="mlflow-aca-bench-docker-"))
     registry_name = "acrbench" + uuid.uuid4().hex[:6]
     (work / "mlflow-aca.toml").write_text(
-        'name = "mlflow"\nlocation = "westeurope"\ninstall_odbc_driver = false\n'
+        'name = "mlflow"\nlocation = "westeurope"\n'
+        + "".join(f'{key} = "{value}"\n' for key, value in odbc.items()) +
         f'base_image = "{base}"\nresource_group = "rg-bench"\nregistry_name = "{registry_name}"\npoll_interval = 0\n'
         # Its own repository: nothing else on a shared engine retags it between the two pushes.
         'image_repository = "mlflow-aca-bench/mlflow-server"\n')

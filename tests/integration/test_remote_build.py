@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tarfile
 import time
 import uuid
@@ -187,4 +188,4 @@ def test_tasks_not_allowed_on_a_terminal_asks_before_building_locally(deployment
     assert result.code == 0, text
     assert result.answered and "ACR Tasks requests for the registry are not permitted" in text
     assert f"Built {product_image.reference}" in text
-    assert "Step 10/10 : CMD" in text  # the build output was shown live
+    assert re.search(r"Step (\d+)/\1 : CMD", text), text  # the build output was shown live, to its last step

@@ -8,7 +8,7 @@ registered in a private `odbcinst.ini`, which unixODBC reads from the folder `OD
 (unixODBC reads the variable at every connect, so setting it in-process is enough).
 
 The driver also needs unixODBC (libodbcinst.so.2, libltdl), Kerberos (libgssapi_krb5.so.2) and,
-for Entra sign-ins, libcurl.so.4 (dlopen'ed; /work/shared/notes/odbc-and-sql.md).
+for Entra sign-ins, libcurl.so.4 (dlopen'ed; shared/notes/odbc-and-sql.md).
 """
 
 from __future__ import annotations

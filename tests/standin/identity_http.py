@@ -9,7 +9,7 @@ HTTPS certificate, so this listener serves the same endpoint (same TokenService,
 over HTTP, and only that endpoint.
 
 The body is compact JSON (`"access_token":"..."`, app.dumps): ODBC Driver 18 parses only that
-form (observed, /work/shared/notes/odbc-and-sql.md), and it works against the real endpoint, so
+form (observed, shared/notes/odbc-and-sql.md), and it works against the real endpoint, so
 the real endpoint answers compactly too; Microsoft's own fixture of this response is compact
 as well (Azure/azure-sdk-for-net#5264, TokenHelper.GetManagedIdentityAppServicesTokenResponse).
 

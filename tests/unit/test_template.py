@@ -164,3 +164,15 @@ def test_the_sql_plugin_is_copied_from_the_context_installed_and_checked(tmp_pat
     # After MLflow's own install (a plugin change must not reinstall MLflow), before the check.
     assert next(i for i, r in enumerate(runs) if "mlflow[azure]" in r) < install < runs.index(self_check(parser))
     assert "sqlalchemy.create_engine('sqlite://?plugin=mlflow_aca')" in self_check(parser)
+
+
+def test_mlflow_is_installed_before_the_odbc_step_so_its_layer_survives_repository_changes(tmp_path):
+    # The pip layer is the slow one (about a minute and a gigabyte): a mirror URL, the driver or
+    # the self-check changing must not rebuild it.
+    _image, parser = parsed(tmp_path)
+    (tmp_path / "m").mkdir()
+    _other, mirrored = parsed(tmp_path / "m", odbc_repository_url="https://mirror.example.com/debian/12/prod")
+    runs, mirrored_runs = instructions(parser, "RUN"), instructions(mirrored, "RUN")
+    pip = next(i for i, r in enumerate(runs) if "mlflow[azure]" in r)
+    assert pip < next(i for i, r in enumerate(runs) if "msodbcsql18" in r)
+    assert runs[:pip + 1] == mirrored_runs[:pip + 1]
