@@ -17,6 +17,7 @@ container is stopped once the front has seen its login.
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,7 @@ def password(standin_session, tmp_path_factory, replay_image) -> Deployed:
 
 def first_login(deployed: Deployed, which: str, front: SqlFront, engine: Any):
     """Run the deployed container against the front until the front has seen a login attempt
-    finish; return (login, the container's log)."""
+    finish; return (login, the container's log, the command lines of its processes then)."""
     standin = deployed.deployment.standin
     gateway = services.docker_gateway()
     run = replay.substitute_sql_front(
@@ -98,7 +99,8 @@ def first_login(deployed: Deployed, which: str, front: SqlFront, engine: Any):
         except TimeoutError as waited:
             raise AssertionError(f"{waited}\n--- container log ---\n"
                                  f"{container.logs(tail=40).decode(errors='replace')}") from None
-        return login, container.logs(tail=40).decode(errors="replace")
+        processes = [row[-1] for row in container.top(ps_args="-eo pid,args")["Processes"]]
+        return login, container.logs(tail=40).decode(errors="replace"), processes
 
 
 @pytest.mark.parametrize("which", ["job", "app"])
@@ -107,7 +109,7 @@ def test_entra_sign_in_presents_a_database_token_of_the_apps_identity(entra, fro
     properties = entra.identity["properties"]
     asked_before = len(standin.identity_requests())
 
-    login, log = first_login(entra, which, front, replay_engine)
+    login, log, _processes = first_login(entra, which, front, replay_engine)
 
     assert login.outcome == "accepted", (login.outcome, login.events, log)
     # The driver fetched the token itself (FEDAUTH library 0x02, ActiveDirectoryMsi), no user name.
@@ -130,10 +132,16 @@ def test_password_sign_in_presents_the_generated_login_and_password(password, fr
     resource = password.app if which == "app" else password.job
     uri = make_url(password.secrets[resource["name"]]["backend-store-uri"])
 
-    login, log = first_login(password, which, front, replay_engine)
+    login, log, processes = first_login(password, which, front, replay_engine)
 
     assert login.outcome == "accepted", (login.outcome, login.events, log)
     assert login.fedauth_library is None and login.token is None
     assert login.user == password.deployment.settings.get("sql_admin_login", "mlflowadmin") == uri.username
     assert login.password == uri.password and len(login.password) == 32
+    # While it signs in, no process in the container shows the password (as given, or encoded
+    # as in the URI) in its command line.
+    forms = {uri.password, quote(uri.password, safe="")}
+    leaking = sum(1 for args in processes if any(form in args for form in forms))  # never print them
+    assert len(processes) > 0
+    assert leaking == 0, f"{leaking} of {len(processes)} processes show the password in their arguments"
 

@@ -29,10 +29,14 @@ from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
 from mlflow_aca.resources.util import dig
 
 CONTAINER_NAME = "mlflow-migrate"
-# The URI stays in the environment: the shell expands it inside the container, so even a
-# password-bearing URI never appears in the job's command or arguments.
-UPGRADE_COMMAND = ["/bin/sh", "-c"]
-UPGRADE_ARGS = ['exec mlflow db upgrade "$MLFLOW_BACKEND_STORE_URI"']
+# `mlflow db upgrade URL` takes the URI only as an argument (mlflow/db.py: click.argument, no
+# environment variable). Expanded by a shell, a password-bearing URI would sit in the upgrade
+# process's arguments, readable by anything that lists processes in the container. So the same
+# click command runs inside Python, the URI read from the environment by the process itself:
+# neither the job's spec nor any process's command line carries it.
+UPGRADE_COMMAND = ["python", "-c"]
+UPGRADE_ARGS = ["import os; from mlflow.db import upgrade; "
+                "upgrade.main(args=[os.environ['MLFLOW_BACKEND_STORE_URI']], prog_name='mlflow db upgrade')"]
 TIMEOUT_SECONDS = 1800
 _FINISHED = {"succeeded", "failed", "stopped", "degraded"}
 
