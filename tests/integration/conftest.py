@@ -25,6 +25,17 @@ class Deployment:
         self.settings = {"name": "mlflow", "location": "westeurope", "poll_interval": 0, **settings}
         self.write_config()
 
+    @classmethod
+    def with_image(cls, standin: Any, directory: Path, image: str, settings: dict[str, Any]) -> Deployment:
+        """`provision` + `deploy --image IMAGE` into an emptied stand-in at zero latency: what the
+        replays run before starting the deployed containers."""
+        standin.reset()
+        standin.set_latency(0)
+        deployment = cls(standin, directory, settings)
+        deployment.ok("provision")
+        deployment.ok("deploy", "--image", image)
+        return deployment
+
     def write_config(self, **changes: Any) -> None:
         self.settings.update(changes)
         from mlflow_aca.config.write import toml_value

@@ -56,12 +56,8 @@ def closed_port() -> int:
 def server(standin_session, tmp_path_factory, replay_image, postgres_driver, replay_engine):
     """Deploy (Entra SQL auth: no secrets) and keep the replayed app serving on its FQDN."""
     azurite, postgres = services.require_azurite(), services.require_postgres()
-    standin_session.reset()
-    standin_session.set_latency(0)
-    deployment = Deployment(standin_session, tmp_path_factory.mktemp("otel"),
-                            {"storage_container_name": f"otel-{uuid.uuid4().hex[:12]}"})
-    deployment.ok("provision")
-    deployment.ok("deploy", "--image", replay_image)
+    deployment = Deployment.with_image(standin_session, tmp_path_factory.mktemp("otel"), replay_image,
+                                       {"storage_container_name": f"otel-{uuid.uuid4().hex[:12]}"})
     app = deployment.one("Microsoft.App/containerApps")
     blobs = replay.ensure_blob_container(azurite, deployment.settings["storage_container_name"], exists=True)
     with replay.fresh_database(postgres) as database:

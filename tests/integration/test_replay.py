@@ -63,15 +63,11 @@ class Deployed:
 def deployed(standin_session, tmp_path_factory, replay_image, postgres_driver):
     """One provision + deploy for the module (the stand-in is not reset between its tests)."""
     azurite, postgres = services.require_azurite(), services.require_postgres()
-    standin_session.reset()
-    standin_session.set_latency(0)
-    deployment = Deployment(standin_session, tmp_path_factory.mktemp("replay"), {
+    deployment = Deployment.with_image(standin_session, tmp_path_factory.mktemp("replay"), replay_image, {
         "sql_auth": "password",  # the backend URI reaches the app by secretRef
         "storage_container_name": f"replay-{uuid.uuid4().hex[:12]}",  # Azurite is shared: a name of our own
         "artifacts_path": ARTIFACTS_PATH,
     })
-    deployment.ok("provision")
-    deployment.ok("deploy", "--image", replay_image)
     app = deployment.one("Microsoft.App/containerApps")
     (container,) = deployment.resources("Microsoft.Storage/storageAccounts/blobServices/containers")
     with replay.fresh_database(postgres) as database:

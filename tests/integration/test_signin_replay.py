@@ -61,12 +61,8 @@ def front(standin_session, tmp_path_factory):
 
 
 def deploy(standin, directory, image: str, **settings: Any) -> Deployed:
-    standin.reset()
-    standin.set_latency(0)
-    deployment = Deployment(standin, directory, {"storage_container_name": f"signin-{uuid.uuid4().hex[:8]}",
-                                                 **settings})
-    deployment.ok("provision")
-    deployment.ok("deploy", "--image", image)
+    deployment = Deployment.with_image(standin, directory, image,
+                                       {"storage_container_name": f"signin-{uuid.uuid4().hex[:8]}", **settings})
     app = deployment.one("Microsoft.App/containerApps")
     job = deployment.one("Microsoft.App/jobs")
     secrets = {resource["name"]: replay.list_secrets(deployment, resource) for resource in (app, job)}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from tests.standin.conftest import azure, group  # noqa: F401 - fixtures: SDK clients, a group + identity
 from tests.standin.fixtures import *  # noqa: F401,F403 - standin, standin_env, arm_kwargs
 
 from . import driver
@@ -41,19 +41,10 @@ def front(odbc_driver, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def identity(standin, standin_env, arm_kwargs):
-    """A user-assigned identity created through the stand-in's ARM API with the real SDK."""
-    from azure.identity import DefaultAzureCredential
-    from azure.mgmt.msi import ManagedServiceIdentityClient
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    credential = DefaultAzureCredential()
-    sub = standin.subscription_id
-    ResourceManagementClient(credential, sub, **arm_kwargs).resource_groups.create_or_update(
-        "rg-sql", {"location": "westeurope"})
-    created = ManagedServiceIdentityClient(credential, sub, **arm_kwargs).user_assigned_identities.create_or_update(
-        "rg-sql", "id-mlflow", {"location": "westeurope"})
-    return SimpleNamespace(client_id=created.client_id, principal_id=created.principal_id, id=created.id)
+def identity(group):
+    """A user-assigned identity created through the stand-in's ARM API with the real SDK (the
+    stand-in tests' `group` fixture)."""
+    return group.identity
 
 
 @pytest.fixture

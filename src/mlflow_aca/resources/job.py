@@ -19,10 +19,10 @@ from mlflow_aca.resources.app import (
     VERSION_TAG,
     AppInputs,
     ContainerApp,
-    with_secret_values,
     backend_variable,
     pulled_with_identity,
     secrets,
+    with_secret_values,
 )
 from mlflow_aca.resources.base import Context, Resource, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
