@@ -18,8 +18,22 @@ INJECTED = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 SHELLS = ("bash", "zsh", "fish", "powershell")
 
 
-def shell_lines(tracking_uri: str, shell: str) -> list[str]:
-    settings = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_OTLP_EXPORTER": "false"}
+# The request-auth provider mlflow-aca ships (mlflow_aca.client_auth) and the variable that
+# tells it which scope to ask Entra for.
+AUTH_PROVIDER = "mlflow-aca"
+SCOPE_VARIABLE = "MLFLOW_ACA_AUTH_SCOPE"
+
+
+def client_settings(tracking_uri: str, scope: str | None) -> dict[str, str]:
+    """The variables a client sets: with sign-in on, the provider that attaches tokens."""
+    settings = {"MLFLOW_TRACKING_URI": tracking_uri}
+    if scope:
+        settings |= {"MLFLOW_TRACKING_AUTH": AUTH_PROVIDER, SCOPE_VARIABLE: scope}
+    return settings | {"MLFLOW_ENABLE_OTLP_EXPORTER": "false"}
+
+
+def shell_lines(tracking_uri: str, shell: str, scope: str | None = None) -> list[str]:
+    settings = client_settings(tracking_uri, scope)
     if shell in ("bash", "zsh"):
         return ([f"export {k}={_posix_quote(v)}" for k, v in settings.items()]
                 + [f"unset {' '.join(INJECTED)}"])

@@ -25,6 +25,9 @@ class Cloud:
     storage_suffix: str  # e.g. core.windows.net (blob host: <account>.blob.<suffix>)
     sql_suffix: str  # e.g. database.windows.net (server host: <server>.<suffix>)
     acr_suffix: str  # e.g. azurecr.io (login server: <registry>.<suffix>)
+    # Microsoft Graph (app registrations for sign-in): the metadata's microsoftGraphResourceId,
+    # both the API's base URL and its token audience, as azure-cli uses it.
+    graph_endpoint: str = "https://graph.microsoft.com/"
     # ACR's Entra audience is the same in every public and sovereign cloud.
     registry_audience: str = "https://containerregistry.azure.net/"
     custom: bool = False
@@ -32,6 +35,14 @@ class Cloud:
     @property
     def arm_scope(self) -> str:
         return self.audience.rstrip("/") + "/.default"
+
+    @property
+    def graph_scope(self) -> str:
+        return self.graph_endpoint.rstrip("/") + "/.default"
+
+    def open_id_issuer(self, tenant_id: str) -> str:
+        """The issuer Container Apps' sign-in layer trusts: the tenant's v2.0 endpoint."""
+        return f"{self.authority_host.rstrip('/')}/{tenant_id}/v2.0"
 
     @property
     def registry_scope(self) -> str:
@@ -68,6 +79,7 @@ KNOWN_CLOUDS: dict[str, Cloud] = {
         storage_suffix="core.chinacloudapi.cn",
         sql_suffix="database.chinacloudapi.cn",
         acr_suffix="azurecr.cn",
+        graph_endpoint="https://microsoftgraph.chinacloudapi.cn/",
     ),
     "AzureUSGovernment": Cloud(
         name="AzureUSGovernment",
@@ -77,6 +89,7 @@ KNOWN_CLOUDS: dict[str, Cloud] = {
         storage_suffix="core.usgovcloudapi.net",
         sql_suffix="database.usgovcloudapi.net",
         acr_suffix="azurecr.us",
+        graph_endpoint="https://graph.microsoft.us/",
     ),
 }
 
@@ -111,6 +124,8 @@ def cloud_from_metadata(document: Any, arm_endpoint: str) -> Cloud:
             storage_suffix=str(suffixes["storage"]).lstrip("."),
             sql_suffix=str(suffixes["sqlServerHostname"]).lstrip("."),
             acr_suffix=str(suffixes["acrLoginServer"]).lstrip("."),
+            graph_endpoint=_norm_url(entry.get("microsoftGraphResourceId")
+                                     or "https://graph.microsoft.com") + "/",
             custom=True,
         )
     except (KeyError, IndexError, TypeError) as exc:

@@ -18,6 +18,7 @@ from mlflow_aca.resources.identity import Identity
 from mlflow_aca.resources.job import MigrationJob
 from mlflow_aca.resources.registry import Registry
 from mlflow_aca.resources.roles import RoleAssignment
+from mlflow_aca.resources.signin import signin_resources
 from mlflow_aca.resources.sql import SqlDatabase, firewall_rules, sql_server_resources
 from mlflow_aca.resources.storage import BlobContainer, BlobService, StorageAccount
 from mlflow_aca.resources.workspace import Workspace
@@ -49,7 +50,7 @@ def infrastructure(ctx: Context) -> list[Resource]:
         ResourceGroup(), Identity(), Workspace(), StorageAccount(), BlobService(), BlobContainer(),
         Registry(), *sql_server_resources(ctx), *firewall_rules(ctx),
         SqlDatabase(entra=ctx.settings.sql_auth == "entra"), Environment(),
-        *role_assignments(),
+        *role_assignments(), *signin_resources(ctx),
     ]
 
 
@@ -62,6 +63,9 @@ def deploy_steps(ctx: Context, app: ContainerApp) -> list[Step]:
     by_key = {resource.key: resource for resource in infrastructure(ctx)}
     steps = [by_key[key].step(ctx, "lookup", deps=()) for key in APP_PREREQUISITES]
     steps += [role.step(ctx) for role in role_assignments()]
+    # Sign-in is converged on every deploy too: the registration's redirect URI follows the
+    # app, and the assignments follow auth_allowed_principals.
+    steps += [resource.step(ctx) for resource in signin_resources(ctx)]
     return steps + app_steps(ctx, app)
 
 
@@ -69,7 +73,8 @@ def app_steps(ctx: Context, app: ContainerApp) -> list[Step]:
     """The migration job, then the app: a new MLflow version's schema is upgraded before the
     revision that needs it exists."""
     job = MigrationJob(app)
-    return [job.step(ctx), app.step(ctx, deps=(*app.deps, job.key))]
+    signin = tuple(resource.key for resource in signin_resources(ctx))
+    return [job.step(ctx), app.step(ctx, deps=(*app.deps, job.key, *signin))]
 
 
 @dataclass

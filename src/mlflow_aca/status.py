@@ -10,16 +10,21 @@ from mlflow_aca.deployment import infrastructure
 from mlflow_aca.graph import Step, StepResult, run_graph
 from mlflow_aca.resources.app import HEALTH_PATH, ContainerApp, restart_count
 from mlflow_aca.resources.base import Context, Resource
+from mlflow_aca.resources import signin
 from mlflow_aca.resources.roles import RoleAssignment
 from mlflow_aca.resources.util import dig
 
 HTTP_TIMEOUT = 10.0
+SIGNIN_KEYS = ("auth_app", "auth_sp", "auth_assignments")
 _GOOD_STATES = (None, "Succeeded", "Provisioned")
 
 
 def collect(ctx: Context, reporter: Any) -> dict[str, Any]:
     """Read everything (concurrently); decide healthy or not. Writes nothing."""
-    resources = [r for r in infrastructure(ctx) if not isinstance(r, RoleAssignment)]
+    # Role assignments and the Graph side of sign-in hang on other resources' ids; the app's
+    # sign-in state is read from its auth config below.
+    resources = [r for r in infrastructure(ctx)
+                 if not isinstance(r, RoleAssignment) and r.key not in SIGNIN_KEYS]
     app = ContainerApp()
     steps = [_observe(ctx, resource) for resource in resources]
     steps.append(Step("app", f"container app {ctx.names.app}", lambda: _observe_app(ctx, app)))
@@ -33,7 +38,9 @@ def collect(ctx: Context, reporter: Any) -> dict[str, Any]:
     problems = [f"{row['resource']}: {row['state']}" + (f" ({row['detail']})" if row["detail"] else "")
                 for row in rows if row["state"] != "present"]
     problems += app_data.pop("problems", [])
-    return {"healthy": not problems, "problems": problems, "resources": rows, "app": app_data}
+    warnings = app_data.pop("warnings", [])
+    return {"healthy": not problems, "problems": problems, "warnings": warnings, "resources": rows,
+            "app": app_data}
 
 
 def _observe(ctx: Context, resource: Resource) -> Step:
@@ -82,15 +89,41 @@ def _observe_app(ctx: Context, app: ContainerApp) -> StepResult:
     if rev.get("healthState") != "Healthy":
         problems.append(f"revision {latest} health {rev.get('healthState')}"
                         f" (running state {rev.get('runningState')})")
-    data["mlflow"] = probe_mlflow(fqdn) if fqdn else {"reachable": False, "error": "no ingress FQDN"}
+    sign_in = signin.describe_live(signin.AuthConfig().read(ctx))
+    data["sign_in"] = sign_in
+    warnings = []
+    if not sign_in["enabled"]:
+        reach = ", ".join(ctx.settings.allowed_ips) or "the whole internet"
+        message = f"OPEN SERVER: no sign-in in front of MLflow; anyone from {reach} can use it"
+        if ctx.settings.auth == "entra":
+            problems.append(message + " (auth = entra: run `mlflow-aca deploy`)")
+        else:
+            warnings.append(message + " (auth = none)")
+    data["warnings"] = warnings
+    token = _token_for(ctx, sign_in)
+    data["mlflow"] = probe_mlflow(fqdn, token) if fqdn else {"reachable": False, "error": "no ingress FQDN"}
     if data["mlflow"].get("health") != "OK":
         problems.append(f"MLflow /health: {data['mlflow'].get('error') or data['mlflow'].get('health')}")
     data["problems"] = problems
     return StepResult("present", f"revision {latest}: {rev.get('healthState')}", data)
 
 
-def probe_mlflow(fqdn: str) -> dict[str, Any]:
-    """MLflow's /health and /version over HTTPS (honours REQUESTS_CA_BUNDLE and HTTPS_PROXY)."""
+def _token_for(ctx: Context, sign_in: dict[str, Any]) -> str | dict[str, str] | None:
+    """A token for the server's scope with the operator's credential, or why there is none
+    (not among the allowed principals, say): /version is behind sign-in, /health is not."""
+    if not sign_in.get("scope"):
+        return None
+    from mlflow_aca.errors import MlflowAcaError
+
+    try:
+        return ctx.session.token(sign_in["scope"])
+    except MlflowAcaError as error:   # azure-identity's refusal, translated (never a token)
+        return {"error": error.message}
+
+
+def probe_mlflow(fqdn: str, token: str | dict[str, str] | None = None) -> dict[str, Any]:
+    """MLflow's /health (open to probes) and /version (behind sign-in: with `token`) over HTTPS
+    (honours REQUESTS_CA_BUNDLE and HTTPS_PROXY)."""
     import requests
 
     result: dict[str, Any] = {"reachable": False, "health": None, "version": None, "error": None}
@@ -98,9 +131,16 @@ def probe_mlflow(fqdn: str) -> dict[str, Any]:
         health = requests.get(f"https://{fqdn}{HEALTH_PATH}", timeout=HTTP_TIMEOUT)
         result["reachable"] = True
         result["health"] = health.text.strip() if health.status_code == 200 else f"HTTP {health.status_code}"
-        version = requests.get(f"https://{fqdn}/version", timeout=HTTP_TIMEOUT)
+        if isinstance(token, dict):
+            result["version_error"] = f"not checked: no token for the server ({token['error']})"
+            return result
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        version = requests.get(f"https://{fqdn}/version", timeout=HTTP_TIMEOUT, headers=headers,
+                               allow_redirects=False)
         if version.status_code == 200:
             result["version"] = version.text.strip()
+        else:
+            result["version_error"] = f"HTTP {version.status_code}"
     except requests.RequestException as exc:
         result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return result

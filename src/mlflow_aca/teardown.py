@@ -42,6 +42,9 @@ def teardown_steps(ctx: Context, *, delete_data: bool) -> list[Step]:
             deps = ("sql_database",)
         steps.append(_delete(ctx, _by_key(ctx, key), deps=deps))
     steps += roles
+    if not ctx.settings.auth_client_id:   # an admin's registration is never the tool's to delete
+        steps.append(Step("auth_app", f"app registration {ctx.settings.auth_unique_name}",
+                          lambda: _delete_registration(ctx), ("app",)))
     everything = tuple(step.key for step in steps)
     steps.append(Step("resource_group", f"resource group {ctx.names.resource_group}",
                       lambda: _delete_group(ctx), everything))
@@ -79,6 +82,21 @@ def _delete_role(ctx: Context, role: RoleAssignment) -> Step:
         return StepResult("deleted")
 
     return Step(role.key, f"role {role.role_name} for {ctx.names.identity}", run)
+
+
+def _delete_registration(ctx: Context) -> StepResult:
+    """The app registration the tool made for this deployment (found by its uniqueName, whatever
+    `auth` says now), if it carries the deployment's tag; its service principal and
+    assignments go with it (Entra deletes an application's service principal in its tenant)."""
+    from mlflow_aca.resources.signin import graph, registered_by_us
+
+    state = graph(ctx).application_by_unique_name(ctx.settings.auth_unique_name)
+    if state is None:
+        return StepResult("absent")
+    if not registered_by_us(state, ctx.settings.name):
+        return StepResult("kept", "not tagged by mlflow-aca for this deployment")
+    graph(ctx).delete_application(str(state["id"]))
+    return StepResult("deleted")
 
 
 def _delete_group(ctx: Context) -> StepResult:

@@ -169,11 +169,22 @@ def list_secrets(deployment: Any, resource: dict[str, Any]) -> Secrets:
 
 def ingress_environ(deployment: Any, fqdn: str) -> dict[str, str]:
     """What a client process needs to reach the app on its FQDN through the stand-in's proxy,
-    with MLflow failing at once rather than after its default seven retries with backoff."""
+    signed in (below), with MLflow failing at once rather than after its default seven retries
+    with backoff."""
     env = deployment.env()
     return {**{name: env[name] for name in ("HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")},
             "MLFLOW_TRACKING_URI": f"https://{fqdn}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "60", **signed_in_environ(deployment)}
+
+
+def signed_in_environ(deployment: Any) -> dict[str, str]:
+    """The MLflow client signed in as the operator: the identity variables the stand-in gives its
+    clients, and what `mlflow-aca env` prints for sign-in (MLFLOW_TRACKING_AUTH=mlflow-aca,
+    MLFLOW_ACA_AUTH_SCOPE)."""
+    env = deployment.env()
+    variables = deployment.ok("env")["variables"]
+    return {**{name: env[name] for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")},
+            **{name: variables[name] for name in ("MLFLOW_TRACKING_AUTH", "MLFLOW_ACA_AUTH_SCOPE")}}
 
 
 # -- running it ------------------------------------------------------------------------------------------

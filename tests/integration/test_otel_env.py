@@ -78,6 +78,11 @@ def client_environ(deployment: Deployment, **extra: str) -> dict[str, str]:
     return env
 
 
+def signed_in(deployment: Deployment, **extra: str) -> dict[str, str]:
+    """The same shell after `eval "$(mlflow-aca env)"` for sign-in: the client's token plugin."""
+    return client_environ(deployment, **replay.signed_in_environ(deployment), **extra)
+
+
 def injected() -> dict[str, str]:
     """What Container Apps sets, pointing at a collector that is not there."""
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
@@ -96,7 +101,7 @@ def traces_and_runs(fqdn: str, deployment: Deployment, experiment: str) -> tuple
         print(json.dumps([len(traces), len(runs)]))
     """)
     done = subprocess.run([sys.executable, "-c", script, experiment], capture_output=True, text=True, timeout=120,
-                          env=client_environ(deployment, MLFLOW_TRACKING_URI=f"https://{fqdn}"))
+                          env=signed_in(deployment, MLFLOW_TRACKING_URI=f"https://{fqdn}"))
     assert done.returncode == 0, done.stderr
     return tuple(json.loads(done.stdout))
 
@@ -115,7 +120,7 @@ def test_injected_otel_variables_lose_the_trace(server, flag):
     MLflow then at least warns that a span could not end): the variables must go."""
     deployment, fqdn = server
     experiment = f"otel-lost-{uuid.uuid4().hex[:8]}"
-    env = client_environ(deployment, MLFLOW_TRACKING_URI=f"https://{fqdn}", **injected(), **flag)
+    env = signed_in(deployment, MLFLOW_TRACKING_URI=f"https://{fqdn}", **injected(), **flag)
     done = run_client(deployment, f'exec "{sys.executable}" client.py {experiment}', env)
     assert done.returncode == 0, done.stderr
     if not flag:
@@ -148,13 +153,17 @@ SHELLS = {
 }
 # The syntax each shell's lines must have (checked whether or not the shell is installed here).
 EXPECTED = {
-    "bash": ["export MLFLOW_TRACKING_URI={uri}", "export MLFLOW_ENABLE_OTLP_EXPORTER=false", "unset {names}"],
-    "zsh": ["export MLFLOW_TRACKING_URI={uri}", "export MLFLOW_ENABLE_OTLP_EXPORTER=false", "unset {names}"],
-    "fish": ["set -gx MLFLOW_TRACKING_URI {uri}", "set -gx MLFLOW_ENABLE_OTLP_EXPORTER false",
+    "bash": ["export MLFLOW_TRACKING_URI={uri}", "export MLFLOW_TRACKING_AUTH=mlflow-aca",
+             "export MLFLOW_ACA_AUTH_SCOPE={scope}", "export MLFLOW_ENABLE_OTLP_EXPORTER=false", "unset {names}"],
+    "zsh": ["export MLFLOW_TRACKING_URI={uri}", "export MLFLOW_TRACKING_AUTH=mlflow-aca",
+            "export MLFLOW_ACA_AUTH_SCOPE={scope}", "export MLFLOW_ENABLE_OTLP_EXPORTER=false", "unset {names}"],
+    "fish": ["set -gx MLFLOW_TRACKING_URI {uri}", "set -gx MLFLOW_TRACKING_AUTH mlflow-aca",
+             "set -gx MLFLOW_ACA_AUTH_SCOPE {scope}", "set -gx MLFLOW_ENABLE_OTLP_EXPORTER false",
              *[f"if set -q {name}; set -e {name}; end"
                for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                             "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")]],
-    "powershell": ["$env:MLFLOW_TRACKING_URI = '{uri}'", "$env:MLFLOW_ENABLE_OTLP_EXPORTER = 'false'",
+    "powershell": ["$env:MLFLOW_TRACKING_URI = '{uri}'", "$env:MLFLOW_TRACKING_AUTH = 'mlflow-aca'",
+                   "$env:MLFLOW_ACA_AUTH_SCOPE = '{scope}'", "$env:MLFLOW_ENABLE_OTLP_EXPORTER = 'false'",
                    *[f"Remove-Item Env:{name} -ErrorAction SilentlyContinue"
                      for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                                   "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")]],
@@ -171,7 +180,8 @@ def test_env_prints_the_uri_and_the_fix_for_each_shell_and_warns(server, shell, 
     result = deployment.cli("env", "--shell", shell, env=variables)
     assert result.code == 0, result
     lines = result.stdout.splitlines()
-    assert lines == [line.format(uri=uri, names=ALL_INJECTED) for line in EXPECTED[shell]]
+    scope = deployment.ok("env")["variables"]["MLFLOW_ACA_AUTH_SCOPE"]
+    assert lines == [line.format(uri=uri, names=ALL_INJECTED, scope=scope) for line in EXPECTED[shell]]
     warning = " ".join(result.stderr.split())
     assert "Warning" in warning and all(name in warning for name in variables), result.stderr
 
@@ -184,6 +194,7 @@ def test_env_prints_the_uri_and_the_fix_for_each_shell_and_warns(server, shell, 
     assert after.returncode == 0, after.stderr
     seen = dict(line.split("=", 1) for line in after.stdout.splitlines() if "=" in line)
     assert seen["MLFLOW_TRACKING_URI"] == uri and seen["MLFLOW_ENABLE_OTLP_EXPORTER"] == "false"
+    assert seen["MLFLOW_TRACKING_AUTH"] == "mlflow-aca" and seen["MLFLOW_ACA_AUTH_SCOPE"] == scope
     assert not set(variables) & set(seen)
 
 

@@ -22,6 +22,8 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     outcomes = {r["key"]: r["outcome"] for r in provisioned["resources"]}
     # The server's creation set its Entra administrator and Entra-only authentication.
     assert outcomes.pop("sql_entra_admin") == outcomes.pop("sql_entra_only") == "ok"
+    # Nobody to assign: with no auth_allowed_principals everyone in the tenant may sign in.
+    assert outcomes.pop("auth_assignments") == "ok"
     assert set(outcomes.values()) <= {"created", "updated"}
     deployed = deployment.ok("deploy")
     app_row = next(r for r in deployed["resources"] if r["key"] == "app")
@@ -154,10 +156,16 @@ def test_database_setting_changes_only_the_database(deployment):
 
 def test_plan_and_dry_run_write_nothing(deployment):
     plan = deployment.ok("plan")
-    assert {r["outcome"] for r in plan["resources"]} == {"create"}
+    outcomes = {r["key"]: r["outcome"] for r in plan["resources"]}
+    assert outcomes.pop("auth_assignments") == "ok"   # no principals listed: nothing to assign
+    assert set(outcomes.values()) == {"create"}
     dry = deployment.ok("provision", "--dry-run")
-    assert dry["dry_run"] is True and {r["outcome"] for r in dry["resources"]} == {"create"}
+    outcomes = {r["key"]: r["outcome"] for r in dry["resources"]}
+    assert dry["dry_run"] is True and outcomes.pop("auth_assignments") == "ok"
+    assert set(outcomes.values()) == {"create"}
     assert deployment.writes() == [] and deployment.resources() == []
+    assert deployment.requests(method="POST", path="/v1.0/servicePrincipals") == []
+    assert deployment.standin.graph_objects("application") == []
     deployment.ok("provision")
     deployment.standin.clear_requests()
     deployment.write_config(log_retention_days=60)

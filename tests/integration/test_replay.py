@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,10 +80,30 @@ def deployed(standin_session, tmp_path_factory, replay_image, postgres_driver):
 
 @pytest.fixture
 def ingress(deployed, monkeypatch):
-    """This process reaches the app on its FQDN through the stand-in's proxy, as a client would."""
+    """This process reaches the app on its FQDN through the stand-in's proxy, as a client would,
+    signed in as the operator."""
     for name, value in replay.ingress_environ(deployed.deployment, deployed.fqdn).items():
         monkeypatch.setenv(name, value)
     return deployed
+
+
+def browser(deployed: Deployed) -> Any:
+    """A browser's session: sent to sign in by the app, signed in at Entra (the stand-in's
+    authorize endpoint answers with its form_post page), back with a session cookie."""
+    import html
+    import requests
+
+    session = requests.Session()
+    session.headers["Accept"] = "text/html,application/xhtml+xml,*/*;q=0.8"
+    page = session.get(deployed.origin + "/", timeout=60)
+    assert page.url.startswith(deployed.deployment.standin.url), page.url  # at Entra's sign-in
+    form = re.search(r'<form[^>]*action="([^"]+)"', page.text)
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    assert form and "id_token" in fields, page.text[:500]
+    back = session.post(html.unescape(form.group(1)),
+                        data={k: html.unescape(v) for k, v in fields.items()}, timeout=60)
+    assert back.status_code == 200 and back.url == deployed.origin + "/", (back.status_code, back.url)
+    return session
 
 
 @contextlib.contextmanager
@@ -93,19 +114,17 @@ def serving(deployed: Deployed, engine: Any, run: replay.ContainerRun):
         yield app
 
 
-def get(deployed: Deployed, path: str, **kwargs):
+def get(deployed: Deployed, path: str, *, session: Any = None, **kwargs):
     import requests
 
-    return requests.get(deployed.origin + path, timeout=60, **kwargs)
+    return (session or requests).get(deployed.origin + path, timeout=60, **kwargs)
 
 
-def ui_post(deployed: Deployed, *, origin: str | None) -> Any:
-    """What the UI's own page sends: a POST to /ajax-api/ with the page's Origin."""
-    import requests
-
+def ui_post(deployed: Deployed, *, origin: str | None, session: Any) -> Any:
+    """What the UI's own page sends, signed in: a POST to /ajax-api/ with the page's Origin."""
     headers = {"Origin": origin} if origin else {}
-    return requests.post(f"{deployed.origin}/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 50},
-                         headers=headers, timeout=60)
+    return session.post(f"{deployed.origin}/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 50},
+                        headers=headers, timeout=60)
 
 
 def test_the_deployed_spec_runs_and_serves_the_mlflow_client_the_ui_and_blob_artifacts(
@@ -145,13 +164,15 @@ def test_the_deployed_spec_runs_and_serves_the_mlflow_client_the_ui_and_blob_art
         assert replay.query(deployed.postgres, deployed.database,
                             "SELECT key, value FROM params WHERE run_uuid = %s", run_id) == [("alpha", "0.5")]
 
-        # The UI: its page and assets load, and its own POSTs (with its origin) are accepted.
-        page = get(deployed, "/")
+        # The UI, after sign-in: its page and assets load, and its own POSTs (with its origin)
+        # are accepted.
+        signed_in = browser(deployed)
+        page = get(deployed, "/", session=signed_in)
         assert page.status_code == 200 and "<title>MLflow" in page.text, page.text[:300]
         script = re.search(r'src="\.?/?(static-files/[^"]+\.js)"', page.text)
         assert script, page.text[:500]
-        assert get(deployed, "/" + script.group(1)).status_code == 200
-        searched = ui_post(deployed, origin=deployed.origin)
+        assert get(deployed, "/" + script.group(1), session=signed_in).status_code == 200
+        searched = ui_post(deployed, origin=deployed.origin, session=signed_in)
         assert searched.status_code == 200, searched.text
         assert experiment_id in [e["experiment_id"] for e in searched.json()["experiments"]]
 
@@ -163,6 +184,24 @@ def test_the_deployed_spec_runs_and_serves_the_mlflow_client_the_ui_and_blob_art
         assert "'poolclass': <class 'sqlalchemy.pool.impl.NullPool'>" in app.logs(tail="all")
 
 
+def browser_with_token(deployed: Deployed) -> Any:
+    """A client session with the operator's token for the server's scope (MLflow itself may then
+    still refuse: what the negative controls below are about)."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {scope_token(deployed)}"
+    return session
+
+
+def scope_resource(deployed: Deployed) -> str:
+    return replay.signed_in_environ(deployed.deployment)["MLFLOW_ACA_AUTH_SCOPE"].removesuffix("/.default")
+
+
+def scope_token(deployed: Deployed, **kwargs: Any) -> str:
+    return deployed.deployment.standin.issue_token(resource=scope_resource(deployed), **kwargs)
+
+
 def test_without_allowed_hosts_the_probes_pass_but_every_call_gets_403(ingress, replay_engine):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -170,9 +209,10 @@ def test_without_allowed_hosts_the_probes_pass_but_every_call_gets_403(ingress, 
     deployed = ingress
     with serving(deployed, replay_engine, deployed.run().without("MLFLOW_SERVER_ALLOWED_HOSTS")):
         assert get(deployed, "/health").status_code == 200  # ACA would call this revision healthy
-        denied = get(deployed, "/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+        signed_in = browser_with_token(deployed)
+        denied = get(deployed, "/api/2.0/mlflow/experiments/search", params={"max_results": 1}, session=signed_in)
         assert denied.status_code == 403 and "Invalid Host header" in denied.text
-        assert get(deployed, "/").status_code == 403
+        assert get(deployed, "/", session=signed_in).status_code == 403
         with pytest.raises(MlflowException, match="403"):
             MlflowClient().search_experiments()
 
@@ -180,9 +220,10 @@ def test_without_allowed_hosts_the_probes_pass_but_every_call_gets_403(ingress, 
 def test_without_the_cors_origin_the_ui_post_gets_403(ingress, replay_engine):
     deployed = ingress
     with serving(deployed, replay_engine, deployed.run().without("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")):
-        blocked = ui_post(deployed, origin=deployed.origin)
+        signed_in = browser_with_token(deployed)
+        blocked = ui_post(deployed, origin=deployed.origin, session=signed_in)
         assert blocked.status_code == 403 and "Cross-origin request blocked" in blocked.text
-        assert ui_post(deployed, origin=None).status_code == 200  # only the origin check refused it
+        assert ui_post(deployed, origin=None, session=signed_in).status_code == 200  # only the origin check refused it
 
 
 def test_with_the_artifact_container_missing_the_upload_fails(ingress, replay_engine, tmp_path, monkeypatch):
@@ -209,3 +250,102 @@ def test_with_the_artifact_container_missing_the_upload_fails(ingress, replay_en
         client.log_artifact(run_id, str(notes))
         assert [b.name for b in blobs.list_blobs(name_starts_with=f"{ARTIFACTS_PATH}/")] == [
             f"{ARTIFACTS_PATH}/{client.get_run(run_id).info.experiment_id}/{run_id}/artifacts/notes.txt"]
+
+
+# -- Entra sign-in in front of the replayed server (issue 10) ------------------------------------------
+def auth_config_path(deployed: Deployed) -> str:
+    return deployed.app["id"].split(deployed.deployment.subscription_id, 1)[1] + "/authConfigs/current"
+
+
+def test_without_a_valid_token_nothing_reaches_mlflow(ingress, replay_engine, monkeypatch):
+    """No token, another audience, expired, forged: refused by the sign-in layer; the probes'
+    /health still answers. Then the negative control: the same requests against a layer weakened
+    to let anonymous calls through do reach MLflow — so these checks can fail."""
+    import requests
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    deployed = ingress
+    api = "/api/2.0/mlflow/experiments/search?max_results=1"
+    standin = deployed.deployment.standin
+    with serving(deployed, replay_engine, deployed.run()):
+        assert get(deployed, "/health").status_code == 200
+        navigation = get(deployed, "/", allow_redirects=False, headers={"Accept": "text/html"})
+        assert navigation.status_code == 302 and "/.auth/login/aad" in navigation.headers["Location"]
+        assert get(deployed, api).status_code == 401          # an API call without a token
+        for token in (standin.issue_token(),                                # ARM's audience
+                      scope_token(deployed, lifetime=-60),                  # expired
+                      scope_token(deployed)[:-4] + "AAAA"):                 # signature edited
+            refused = get(deployed, api, headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 401, refused.text
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer"), refused.headers
+        assert get(deployed, api, headers={"Authorization": f"Bearer {scope_token(deployed)}"}).status_code == 200
+
+        monkeypatch.delenv("MLFLOW_TRACKING_AUTH")          # the client without the plugin
+        with pytest.raises(MlflowException):
+            MlflowClient().search_experiments()
+
+        weakened = deployed.deployment.arm("GET", f"{auth_config_path(deployed)}?api-version=2025-01-01")
+        weakened["properties"]["globalValidation"]["unauthenticatedClientAction"] = "AllowAnonymous"
+        deployed.deployment.arm("PUT", f"{auth_config_path(deployed)}?api-version=2025-01-01", weakened)
+        try:
+            assert MlflowClient().search_experiments() is not None  # the control: now it gets through
+            assert requests.get(deployed.origin + api, timeout=60).status_code == 200
+            assert get(deployed, "/", headers={"Accept": "text/html"}).status_code == 200
+        finally:
+            # A rerun converges the layer back: deploy repairs a weakened sign-in.
+            result = deployed.deployment.ok("deploy", "--image", deployed.app["properties"]["template"]
+                                            ["containers"][0]["image"])
+            app_row = next(r for r in result["resources"] if r["key"] == "app")
+            assert "sign-in" in app_row["detail"], app_row
+        with pytest.raises(MlflowException):
+            MlflowClient().search_experiments()
+
+
+def test_a_run_longer_than_its_token_keeps_logging(ingress, replay_engine):
+    from mlflow import MlflowClient
+
+    deployed = ingress
+    standin = deployed.deployment.standin
+    before = len(standin.identity_requests())
+    standin.set_token_lifetime(3)
+    try:
+        with serving(deployed, replay_engine, deployed.run()):
+            client = MlflowClient()
+            run_id = client.create_run(client.create_experiment(f"long-{uuid.uuid4().hex[:8]}")).info.run_id
+            for step in range(3):
+                client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+                time.sleep(3.5)   # past the token's lifetime: the next call needs a new one
+            assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]
+    finally:
+        standin.set_token_lifetime(24 * 3600)
+    scope = scope_resource(deployed)
+    asked = [r for r in standin.identity_requests()[before:] if r.get("query", {}).get("resource") == scope]
+    assert len(asked) >= 3, asked   # one token per lifetime, not one per request
+
+
+def test_only_allowed_principals_get_in(ingress, replay_engine, monkeypatch):
+    """auth_allowed_principals = the app's own managed identity: Entra refuses the operator a
+    token, the layer refuses a token forged for the operator, the identity itself gets through."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    deployed = ingress
+    deployment = deployed.deployment
+    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")["properties"]
+    image = deployed.app["properties"]["template"]["containers"][0]["image"]
+    deployment.write_config(auth_allowed_principals=[identity["principalId"]])
+    try:
+        deployment.ok("deploy", "--image", image)
+        with serving(deployed, replay_engine, deployed.run()):
+            with pytest.raises(Exception, match="AADSTS501051"):
+                MlflowClient().search_experiments()        # Entra: the operator is not assigned
+            forged = get(deployed, "/api/2.0/mlflow/experiments/search?max_results=1",
+                         headers={"Authorization": f"Bearer {scope_token(deployed)}"})
+            assert forged.status_code == 403, forged.text  # the layer: not an allowed principal
+            monkeypatch.setenv("AZURE_CLIENT_ID", identity["clientId"])
+            assert MlflowClient().search_experiments() is not None
+    finally:
+        deployment.settings.pop("auth_allowed_principals")
+        deployment.write_config()
+        deployment.ok("deploy", "--image", image)

@@ -52,6 +52,8 @@ class StandinApp:
         self.identity_requests: list[dict] = []   # token requests on either listener (identity_http.py)
         from .providers import register_all
         register_all(self)
+        from .entra import Entra
+        self.entra = Entra(self)   # Microsoft Graph, sign-in and application tokens (entra/)
 
     # -- pipeline --------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -109,6 +111,9 @@ class StandinApp:
             response = self.tokens.managed_identity(req, self.find_identity)
             record_token_request(self, req, response, "https")
             return response
+        answered = self.entra.handle(req)   # /v1.0/... (Graph) and /{tenant}/oauth2/v2.0/authorize
+        if answered is not None:
+            return answered
         route, params = self.router.match(req.method, req.path)
         req.params = params
         if route.authenticated:

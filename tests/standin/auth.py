@@ -1,4 +1,5 @@
-"""Tokens: the App Service managed-identity endpoint and ARM's bearer-token check.
+"""Tokens: the App Service managed-identity endpoint and ARM's bearer-token check (Graph's is
+entra/graph.py; tokens for an application's own scope follow entra/tokens.py).
 
 Tokens are JWT-shaped and HMAC-signed with a per-process key, so a token the stand-in did not
 issue (or one edited by hand) is refused like a forged token would be. Claims follow Entra's
@@ -13,6 +14,8 @@ import hmac
 import json
 import secrets
 import time
+import uuid
+from typing import Callable
 
 from .arm import ArmError, Request, Response
 
@@ -41,17 +44,27 @@ class TokenService:
         self.login_endpoint = login_endpoint
         self.identity_header = secrets.token_urlsafe(24)
         self._key = secrets.token_bytes(32)
+        # Lifetime of tokens the identity endpoint issues (set_token_lifetime: short-lived
+        # tokens let tests run past an expiry in seconds).
+        self.lifetime = TOKEN_LIFETIME
+        # Entra's rules for a resource that is not one of Microsoft's services (entra/tokens.py):
+        # (resource, oid, client id) -> claims to add, or the AADSTS message refusing the token.
+        self.resource_check: Callable[[str, str, str], dict | str] | None = None
 
     # -- issuing ---------------------------------------------------------------------------
     def issue(self, resource: str, *, oid: str, appid: str, mirid: str = "",
-              lifetime: int = TOKEN_LIFETIME) -> tuple[str, int]:
+              lifetime: int = TOKEN_LIFETIME, claims: dict | None = None) -> tuple[str, int]:
+        """`claims` override or add claims (an application's token: roles, groups, v2 aud/iss)."""
         now = int(time.time())
-        claims = {"aud": resource, "iss": f"https://sts.windows.net/{self.tenant_id}/",
-                  "tid": self.tenant_id, "oid": oid, "sub": oid, "appid": appid, "idtyp": "app",
-                  "iat": now, "nbf": now, "exp": now + lifetime}
+        body = {"aud": resource, "iss": f"https://sts.windows.net/{self.tenant_id}/",
+                "tid": self.tenant_id, "oid": oid, "sub": oid, "appid": appid, "idtyp": "app",
+                "iat": now, "nbf": now, "exp": now + lifetime}
         if mirid:
-            claims["xms_mirid"] = mirid
-        return self.sign(claims), claims["exp"]
+            body["xms_mirid"] = mirid
+        body.update(claims or {})
+        if body.get("ver") == "2.0" and "appid" in body:
+            body["azp"] = body.pop("appid")   # v2 tokens name the client in azp (access-token-claims-reference)
+        return self.sign(body), body["exp"]
 
     def sign(self, claims: dict) -> str:
         """A JWT with these claims under the stand-in's key (ACR refresh tokens use it too)."""
@@ -87,7 +100,15 @@ class TokenService:
                                   "No User Assigned or Delegated Managed Identity found for specified "
                                   "ClientId/ResourceId/PrincipalId."})
         oid, client_id, mirid = found
-        token, exp = self.issue(resource, oid=oid, appid=client_id, mirid=mirid)
+        extra = self.resource_check(resource, oid, client_id) if self.resource_check else {}
+        if isinstance(extra, str):
+            # App Service's endpoint answers {"statusCode", "message", "correlationId"} (MSAL.NET's
+            # ManagedIdentityErrorResponse; msal-python reads statusCode and message). Whether it
+            # relays Entra's AADSTS text is unverified: msal-python notes that "empirically, wrong
+            # resource ends up with a vague statusCode=500". The stand-in relays it with 400.
+            return Response(400, {"statusCode": 400, "message": extra, "correlationId": str(uuid.uuid4())})
+        token, exp = self.issue(resource, oid=oid, appid=client_id, mirid=mirid, lifetime=self.lifetime,
+                                claims=extra)
         return Response(200, {"access_token": token, "expires_on": str(exp), "resource": resource,
                               "token_type": "Bearer", "client_id": client_id})
 

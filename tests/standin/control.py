@@ -17,6 +17,8 @@ from dataclasses import asdict
 from typing import Any
 
 from .arm import Request, Response
+from .auth import TOKEN_LIFETIME
+from . import easyauth
 from .faults import Fault
 from .latency import parse_scale
 from .providers import containerapps
@@ -27,16 +29,22 @@ class Control:
 
     app: Any   # StandinApp
 
-    OPERATIONS = ("reset", "info", "add_fault", "clear_faults", "faults", "requests", "clear_requests",
+    OPERATIONS = ("reset", "info", "auth_requests", "add_fault", "clear_faults", "faults", "requests", "clear_requests",
                   "resources", "resource", "set_latency", "set_replication_delay", "unregister_provider",
                   "take_name", "set_revision_state", "set_job_execution_outcome", "set_app_endpoint",
-                  "issue_token", "registry_front", "attach_registry", "identity_http", "identity_requests")
+                  "issue_token", "set_token_lifetime", "registry_front", "attach_registry", "identity_http", "identity_requests",
+                  "deny_app_registration", "register_application", "add_directory_object", "graph_objects",
+                  "set_browser_user")
 
     def reset(self) -> None:
         """Forget every resource, fault, log entry and setting (latency is kept)."""
         self.app.store.reset()
         self.app.faults.clear()
+        easyauth.reset(self.app)     # sign-in sessions, sign-ins in progress, the layer's decisions
         self.app.log.clear()
+        self.app.tokens.lifetime = TOKEN_LIFETIME
+        with self.app.store.lock:
+            self.app.entra.reset()   # applications, service principals, users, groups (the operator stays)
         with self.app.store.lock:
             self.app.identity_requests.clear()
 
@@ -128,6 +136,12 @@ class Control:
         with self.app.store.lock:
             containerapps.set_endpoint(self.app, app_id, backend=backend, version=version)
 
+    def auth_requests(self, app_id: str | None = None) -> list[dict]:
+        """The built-in authentication layer's decisions, oldest first (optionally for one app):
+        time, app_id, host, method, path (no query), outcome, status (None: forwarded), reason,
+        principal (object id). Never a token. See easyauth.py."""
+        return easyauth.decisions(self.app, app_id)
+
     # -- ACR data plane ------------------------------------------------------------------------------
     def registry_front(self) -> dict:
         """Start (once) the login-server front and say how to start the registry behind it:
@@ -171,15 +185,52 @@ class Control:
             return [dict(r) for r in self.app.identity_requests]
 
     def issue_token(self, resource: str | None = None, *, client_id: str | None = None,
-                    lifetime: int = 3600) -> str:
-        """A token as the identity endpoint would issue it (negative lifetime: already expired)."""
+                    lifetime: int = 3600, claims: dict | None = None) -> str:
+        """A token as the identity endpoint would issue it (negative lifetime: already expired),
+        without Entra's checks; `claims` override or add claims (another tid, iss, aud...)."""
         found = self.app.find_identity(client_id=client_id)
         if found is None:
             raise ValueError(f"no identity with client id {client_id}")
         oid, appid, mirid = found
         token, _ = self.app.tokens.issue(resource or self.app.tokens.audiences[0], oid=oid, appid=appid,
-                                         mirid=mirid, lifetime=lifetime)
+                                         mirid=mirid, lifetime=lifetime, claims=claims)
         return token
+
+    # -- Microsoft Entra: the directory behind Graph (entra/) -----------------------------------------
+    def deny_app_registration(self, denied: bool = True) -> None:
+        """Application creation (POST /applications, upsert that creates) answers 403
+        Authorization_RequestDenied, as when "Users can register applications" is off."""
+        with self.app.store.lock:
+            self.app.entra.directory.app_registration_denied = bool(denied)
+
+    def register_application(self, display_name: str, identifier_uris: list | None = None,
+                             redirect_uris: list | None = None, id_tokens: bool = True,
+                             assignment_required: bool = False) -> dict:
+        """An application and its service principal made by an administrator (not owned by the
+        operator); "{appId}" in an identifier URI is replaced. Returns id, appId, servicePrincipalId."""
+        with self.app.store.lock:
+            return self.app.entra.register_application(display_name, identifier_uris, redirect_uris, id_tokens,
+                                                       assignment_required)
+
+    def add_directory_object(self, kind: str, display_name: str, members: list | None = None) -> str:
+        """A user, or a group with these member object ids (users, groups, service principals,
+        managed identities' principal ids); returns its object id."""
+        with self.app.store.lock:
+            return self.app.entra.add_directory_object(kind, display_name, members)
+
+    def graph_objects(self, kind: str | None = None) -> list[dict]:
+        """Directory objects (application, servicePrincipal, user, group) with owners/members."""
+        with self.app.store.lock:
+            return self.app.entra.objects(kind)
+
+    def set_browser_user(self, principal_id: str | None = None) -> None:
+        """The user the sign-in page takes as signed in (None: the operator)."""
+        with self.app.store.lock:
+            self.app.entra.set_browser_user(principal_id)
+
+    def set_token_lifetime(self, seconds: int) -> None:
+        """Tokens the identity endpoints issue from now on live `seconds` (until reset)."""
+        self.app.tokens.lifetime = int(seconds)
 
 
 class HttpControl:

@@ -1,9 +1,10 @@
 """`GET /metadata/endpoints`: the cloud description Azure's tools read for a custom cloud.
 
 Since api-version 2019-05-01 ARM answers with a JSON list of cloud objects (management.azure.com
-lists the public clouds). The stand-in lists one cloud, its own: resource manager and login
-endpoint point at the stand-in, while the token audiences and the DNS suffixes are the public
-cloud's, so names the product derives (`<account>.blob.core.windows.net`, ...) look real.
+lists the public clouds). The stand-in lists one cloud, its own: resource manager, login endpoint
+and Microsoft Graph (`microsoftGraphResourceId`) point at the stand-in, while the token audiences
+and the DNS suffixes are the public cloud's, so names the product derives
+(`<account>.blob.core.windows.net`, ...) look real.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def cloud(app: "StandinApp", base_url: str) -> dict:
         "media": "https://rest.media.azure.net",
         "graphAudience": "https://graph.windows.net/",
         "graph": "https://graph.windows.net/",
-        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        # Microsoft Graph is the stand-in too (entra/graph.py, under /v1.0/): clients read Graph's
+        # URL here, as azure-cli does for a registered cloud (`az cloud show` endpoints.microsoftGraphResourceId).
+        "microsoftGraphResourceId": base_url + "/",
         "batch": "https://batch.core.windows.net/",
         "sqlManagement": "https://management.core.windows.net:8443/",
         "gallery": "https://gallery.azure.com/",

@@ -119,7 +119,7 @@ class ArmRequestHandler(http.server.BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4())
         self.send_header("x-ms-request-id", request_id)
         self.send_header("x-ms-correlation-request-id", self.headers.get("x-ms-client-request-id", request_id))
-        if payload:
+        if payload and "content-type" not in {name.lower() for name in headers or {}}:   # HTML: entra/signin.py
             self.send_header("Content-Type", "application/json; charset=utf-8")
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -28,6 +28,18 @@ APP = Kind(
     model="azure.mgmt.appcontainers.models:ContainerApp",
 )
 
+# Built-in authentication of an app: a child resource with the one name "current"
+# (Microsoft.App AuthConfigs.json; a synchronous PUT).
+AUTH_CONFIG_NAME = "current"
+AUTH_CONFIG = Kind(
+    label="sign-in configuration",
+    client="apps",
+    get=lambda c, rg, app, name: c.container_apps_auth_configs.get(rg, app, name),
+    put=lambda c, rg, app, name, body: c.container_apps_auth_configs.create_or_update(rg, app, name, body),
+    delete=lambda c, rg, app, name: c.container_apps_auth_configs.delete(rg, app, name),
+    model="azure.mgmt.appcontainers.models:AuthConfig",
+)
+
 JOB = Kind(
     label="Container Apps job",
     client="apps",

@@ -13,5 +13,14 @@ def plan(run: Run) -> None:
 
     with run.azure(dry_run=True) as ctx, run.progress() as reporter:
         outcome = deployment.plan(ctx, reporter)
-    data = outcome.as_data()
-    run.succeed(data, lambda out: outcome_table(out, data, title="Plan"))
+    data = {**outcome.as_data(), "sign_in": ctx.settings.describe_sign_in()}
+
+    def show(out) -> None:
+        outcome_table(out, data, title="Plan")
+        if data["sign_in"]["mode"] == "none":
+            reach = ", ".join(data["sign_in"]["reachable_from"])
+            out.print(f"\nWARNING: OPEN SERVER: auth = none, no sign-in in front of MLflow; anyone "
+                      f"from {reach} can read, change and delete everything in it.",
+                      style="bold red", markup=False)
+
+    run.succeed(data, show)

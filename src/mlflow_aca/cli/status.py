@@ -39,5 +39,13 @@ def _print(out: Any, report: dict[str, Any]) -> None:
                   f"{app_data.get('revision_running_state')}; replicas {len(app_data.get('replicas') or [])}",
                   markup=False)
         out.print(f"MLflow    /health {mlflow.get('health') or mlflow.get('error')}, "
-                  f"version {mlflow.get('version')}", markup=False)
+                  f"version {mlflow.get('version') or mlflow.get('version_error')}", markup=False)
+        sign_in = app_data.get("sign_in") or {}
+        if sign_in.get("enabled"):
+            allowed = sign_in.get("allowed_identities", 0) + sign_in.get("allowed_groups", 0)
+            out.print(f"sign-in   Entra ID, client id {sign_in.get('client_id')}; "
+                      + (f"{allowed} allowed principal(s)" if allowed else "everyone in the tenant"),
+                      markup=False)
+    for warning in report.get("warnings") or []:
+        out.print(f"\nWARNING: {warning}", style="bold red", markup=False)
     out.print("\n" + ("healthy" if report["healthy"] else "UNHEALTHY"), markup=False)

@@ -187,6 +187,31 @@ class Settings(BaseModel):
         description="Run MLflow's background job executor. Default: only with 4Gi or more.",
         json_schema_extra=_group("App"))] = None
 
+    # --- sign-in ---------------------------------------------------------------------------
+    auth: Annotated[Literal["entra", "none"], Field(
+        description="Who may use the server: entra (Microsoft Entra sign-in in front of MLflow: "
+        "browsers are sent to sign in, API calls need a token) or none (no sign-in at all; "
+        "only with allowed_ips or public = true).",
+        json_schema_extra=_group("Sign-in"))] = "entra"
+    auth_client_id: Annotated[str | None, Field(
+        description="Application (client) id of an existing Entra app registration, made by an "
+        "admin, to sign in with instead of one the tool registers.",
+        json_schema_extra=_group("Sign-in"))] = None
+    auth_allowed_principals: Annotated[list[str], Field(
+        description="Object ids of the users, groups, service principals and managed identities "
+        "allowed to sign in; empty admits everyone in the tenant. When set, Entra itself refuses "
+        "everyone else (assignment required).",
+        json_schema_extra=_group("Sign-in"))] = []
+    auth_allowed_tenants: Annotated[list[str], Field(
+        description="Tenant ids whose accounts may sign in. Only the subscription's own tenant "
+        "is possible (the sign-in layer trusts one issuer); guests from other tenants are "
+        "invited into it and allowed by object id.",
+        json_schema_extra=_group("Sign-in"))] = []
+    public: Annotated[bool, Field(
+        description="With auth = none: confirm that the server is meant to be open to the whole "
+        "internet, with no sign-in and no IP allow-list.",
+        json_schema_extra=_group("Sign-in"))] = False
+
     # --- operation -------------------------------------------------------------------------
     poll_interval: Annotated[float, Field(
         ge=0, le=120,
@@ -315,6 +340,25 @@ class Settings(BaseModel):
                 ) from None
         return value
 
+    @field_validator("auth_client_id")
+    @classmethod
+    def _valid_client_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            _require_guid(value, "an application (client) id")
+        return value
+
+    @field_validator("auth_allowed_principals", "auth_allowed_tenants")
+    @classmethod
+    def _valid_object_ids(cls, value: list[str], info: Any) -> list[str]:
+        what = "a tenant id" if info.field_name == "auth_allowed_tenants" else "an object id"
+        for entry in value:
+            _require_guid(entry, what)
+        lowered = [entry.lower() for entry in value]
+        duplicates = sorted({entry for entry in lowered if lowered.count(entry) > 1})
+        if duplicates:
+            raise ValueError(f"{duplicates[0]!r} is listed twice")
+        return lowered
+
     @field_validator("memory")
     @classmethod
     def _valid_memory(cls, value: str) -> str:
@@ -347,6 +391,25 @@ class Settings(BaseModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})"
+            )
+        if self.auth == "none":
+            if not self.allowed_ips and not self.public:
+                raise ValueError(
+                    "auth: 'none' would leave MLflow open to anyone on the internet (read, delete "
+                    "and upload models that run code). Keep auth = 'entra', or limit who can reach "
+                    "it with allowed_ips, or confirm an open server with public = true"
+                )
+            for key in ("auth_client_id", "auth_allowed_principals", "auth_allowed_tenants"):
+                if getattr(self, key):
+                    raise ValueError(f"{key}: is only used with auth = 'entra' (auth is 'none')")
+        elif self.public:
+            raise ValueError("public: only applies to auth = 'none'; with 'entra' the server is "
+                             "reachable by anyone but usable only after sign-in")
+        if len(self.auth_allowed_tenants) > 1:
+            raise ValueError(
+                "auth_allowed_tenants: Container Apps' sign-in layer trusts one issuer, the "
+                "subscription's tenant; list only that tenant (or none), and invite accounts of "
+                "other tenants as guests"
             )
         if self.sql_min_capacity > self.sql_max_vcores:
             raise ValueError(
@@ -384,6 +447,17 @@ class Settings(BaseModel):
     @property
     def tags_for_resources(self) -> dict[str, str]:
         return {**self.tags, "managed-by": "mlflow-aca", "mlflow-aca-deployment": self.name}
+
+    @property
+    def auth_unique_name(self) -> str:
+        """The app registration's uniqueName (Graph's alternate key): tenant-wide, so it carries
+        the same deterministic suffix as the globally unique resource names."""
+        suffix = naming.deployment_suffix(self.require_subscription(), self.resource_group_name, self.name)
+        return f"mlflow-aca-{self.name}-{suffix}"
+
+    @property
+    def auth_display_name(self) -> str:
+        return f"MLflow {self.name} (mlflow-aca)"
 
     @property
     def memory_gib(self) -> float:
@@ -440,7 +514,16 @@ class Settings(BaseModel):
             "cloud": cloud.as_dict(),
             "server": {"workers": self.server_workers, "job_execution": self.job_execution_enabled},
             "tags": self.tags_for_resources,
+            "sign_in": self.describe_sign_in(),
         }
+
+    def describe_sign_in(self) -> dict[str, Any]:
+        if self.auth == "none":
+            return {"mode": "none", "open": True,
+                    "reachable_from": self.allowed_ips or ["the whole internet"]}
+        return {"mode": "entra",
+                "registration": self.auth_client_id or f"created: {self.auth_unique_name}",
+                "allowed_principals": self.auth_allowed_principals or ["everyone in the tenant"]}
 
 
 @dataclass(frozen=True)
@@ -458,6 +541,17 @@ class Names:
     environment: str
     app: str
     job: str
+
+
+def _require_guid(value: str, what: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not {what}: expected a GUID such as '00000000-0000-0000-0000-000000000000'"
+        ) from None
+    if len(value) != 36:
+        raise ValueError(f"{value!r} is not {what}: write it as 8-4-4-4-12 hexadecimal digits")
 
 
 def _gi(value: float) -> str:

@@ -14,6 +14,7 @@ from mlflow_aca.graph import StepResult
 from mlflow_aca.resources import sql
 from mlflow_aca.resources.base import Context, Pending, Resource, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
+from mlflow_aca.resources.signin import AuthConfig
 from mlflow_aca.resources.util import dig
 
 PORT = 5000
@@ -233,7 +234,8 @@ class ContainerApp(Resource):
         desired = self.desired(ctx)
         if current is None:
             if ctx.dry_run:
-                return StepResult("create", reset.detail if reset else "")
+                signin = AuthConfig().converge(ctx, app_exists=False)
+                return StepResult("create", _join(reset.detail if reset else "", _signin_detail(signin)))
             state = self.create(ctx, desired)
             outcome, fields = "created", []
         else:
@@ -241,14 +243,23 @@ class ContainerApp(Resource):
             if provisioning_state(current) == "failed":
                 fields.append("properties.provisioningState (Failed: reapplied)")
             if ctx.dry_run:
+                signin = AuthConfig().converge(ctx, app_exists=True)
+                fields += [f"sign-in: {change}" for change in _signin_changes(signin)]
                 return StepResult("update" if fields else "ok", ", ".join(fields), {"changes": fields})
             state = self.update(ctx, desired, current) if fields else current
             outcome = "updated" if fields else "ok"
+        # Sign-in goes on as soon as the app exists, before its revision is waited for: the
+        # server is never left serving without it longer than Azure takes between two writes.
+        signin = AuthConfig().converge(ctx, app_exists=True)
+        signin_changes = _signin_changes(signin)
+        if signin_changes and outcome == "ok":
+            outcome = "updated"
+        fields += [f"sign-in: {change}" for change in signin_changes] if current is not None else []
         state = self._correct_fqdn(ctx, state)
         self._publish(ctx, state)
         revision = wait_for_healthy_revision(ctx, self)
-        detail = ", ".join(filter(None, [", ".join(fields), f"revision {revision} healthy",
-                                         reset.detail if reset else ""]))
+        detail = _join(", ".join(fields), _signin_detail(signin) if current is None else "",
+                       f"revision {revision} healthy", reset.detail if reset else "")
         return StepResult(outcome, detail, {"changes": fields, "revision": revision})
 
     def _correct_fqdn(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +268,20 @@ class ContainerApp(Resource):
             return state
         # Azure chose another host name than predicted: the allowed hosts must follow it.
         return self.update(ctx, self.desired(ctx, fqdn=actual), state)
+
+
+def _signin_changes(result: StepResult) -> list[str]:
+    if result.outcome in ("ok",):
+        return []
+    return result.data.get("changes") or [result.detail or result.outcome]
+
+
+def _signin_detail(result: StepResult) -> str:
+    return "" if result.outcome == "ok" and not result.detail else f"sign-in {result.detail or result.outcome}"
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(part for part in parts if part)
 
 
 def with_secret_values(current: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:

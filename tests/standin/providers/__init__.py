@@ -9,8 +9,8 @@ if TYPE_CHECKING:
 
 
 def register_all(app: "StandinApp") -> None:
-    from . import (authorization, containerapps, core, environments, jobs, loganalytics, msi, registry, sql,
-                   storage, tasks)
-    for module in (core, msi, loganalytics, storage, registry, tasks, sql, environments, containerapps, jobs,
-                   authorization):
+    from . import (authconfigs, authorization, containerapps, core, environments, jobs, loganalytics, msi, registry,
+                   sql, storage, tasks)
+    for module in (core, msi, loganalytics, storage, registry, tasks, sql, environments, containerapps, authconfigs,
+                   jobs, authorization):
         module.register(app)

@@ -1,4 +1,4 @@
-"""Microsoft.App/containerApps: apps, their revisions and replicas, secrets, auth configs,
+"""Microsoft.App/containerApps: apps, their revisions and replicas, secrets (auth configs: authconfigs.py),
 start/stop, and the app's ingress as a virtual host for the CONNECT proxy.
 
 A PUT whose template differs from the latest revision's (or that names a new revisionSuffix)
@@ -23,6 +23,7 @@ from ..proxy import VirtualHost
 from ..resources import RG_PREFIX, PutContext, ResourceKind, check_enum, register_kind, resource_not_found
 from ..store import Resource, now_iso
 from . import aca_common as common
+from .authconfigs import auth_secret_ref
 from .msi import resolve_identity
 
 if TYPE_CHECKING:
@@ -132,16 +133,11 @@ def _ingress(app_name: str, ingress: dict, env: Resource) -> dict:
 def _check_auth_secret_refs(ctx: PutContext, names: set[str]) -> None:
     # An auth config keeps pointing at its client secret: removing the secret breaks it, so refuse.
     for auth in ctx.app.store.of_type("Microsoft.App/containerApps/authConfigs", ctx.id):
-        ref = _auth_secret_ref(auth.properties)
+        ref = auth_secret_ref(auth.properties)
         if ref and ref not in names:
             raise bad_request("ContainerAppSecretRefNotFound",
                               f"The auth config's clientSecretSettingName '{ref}' refers to a secret that the app "
                               "no longer defines.")
-
-
-def _auth_secret_ref(props: dict) -> str | None:
-    aad = (props.get("identityProviders") or {}).get("azureActiveDirectory") or {}
-    return (aad.get("registration") or {}).get("clientSecretSettingName")
 
 
 # -- revisions --------------------------------------------------------------------------------------
@@ -275,33 +271,6 @@ def set_revision_state(app: "StandinApp", app_id: str, revision: str | None, *, 
     return copy.deepcopy(rev.doc)
 
 
-# -- auth configs ---------------------------------------------------------------------------------
-class AuthConfigs(ResourceKind):
-    namespace = common.NAMESPACE
-    path = "containerApps/{containerAppName}/authConfigs/{name}"
-    versions = common.VERSIONS
-    tracked = False
-    put_lro = None
-    has_provisioning_state = False
-    created_status = 200      # the API answers 200 for a new auth config too
-
-    def validate_name(self, name: str) -> None:
-        if name != "current":
-            raise bad_request("InvalidParameterValue", "The auth config name must be 'current'.")
-
-    def build(self, ctx: PutContext) -> dict:
-        props = ctx.properties
-        validation = props.get("globalValidation") or {}
-        check_enum(validation.get("unauthenticatedClientAction"), ["RedirectToLoginPage", "AllowAnonymous",
-                                                                   "Return401", "Return403"],
-                   "globalValidation.unauthenticatedClientAction")
-        ref = _auth_secret_ref(props)
-        if ref and ref not in {s["name"] for s in ctx.parent.properties["configuration"].get("secrets", [])}:
-            raise bad_request("ContainerAppSecretRefNotFound",
-                              f"clientSecretSettingName '{ref}' does not name a secret of the container app.")
-        return {"properties": props}
-
-
 # -- actions -----------------------------------------------------------------------------------------
 def _app(app: "StandinApp", kind: ContainerApps, req: Request) -> Resource:
     res = app.store.get(kind.resource_id(app, req.params, app.require_scope(req)))
@@ -421,7 +390,6 @@ def _mlflow(app: "StandinApp", res: Resource, path: str, headers: dict) -> tuple
 def register(app: "StandinApp") -> None:
     kind = ContainerApps()
     register_kind(app, kind)
-    register_kind(app, AuthConfigs())
     add = app.router.add
     opts = dict(versions=common.VERSIONS, namespace=common.NAMESPACE, type_name="containerApps")
     item = RG_PREFIX + "/providers/Microsoft.App/containerApps/{name}"
