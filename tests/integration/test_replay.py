@@ -91,19 +91,34 @@ def browser(deployed: Deployed) -> Any:
     """A browser's session: sent to sign in by the app, signed in at Entra (the stand-in's
     authorize endpoint answers with its form_post page), back with a session cookie."""
     import html
+
     import requests
 
     session = requests.Session()
     session.headers["Accept"] = "text/html,application/xhtml+xml,*/*;q=0.8"
-    page = session.get(deployed.origin + "/", timeout=60)
+    page = navigate(session, "GET", deployed.origin + "/")
     assert page.url.startswith(deployed.deployment.standin.url), page.url  # at Entra's sign-in
     form = re.search(r'<form[^>]*action="([^"]+)"', page.text)
     fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
     assert form and "id_token" in fields, page.text[:500]
-    back = session.post(html.unescape(form.group(1)),
-                        data={k: html.unescape(v) for k, v in fields.items()}, timeout=60)
+    back = navigate(session, "POST", html.unescape(form.group(1)),
+                    data={k: html.unescape(v) for k, v in fields.items()})
     assert back.status_code == 200 and back.url == deployed.origin + "/", (back.status_code, back.url)
     return session
+
+
+def navigate(session: Any, method: str, url: str, **kwargs: Any) -> Any:
+    """Follow redirects one request at a time, as a browser does. (requests' own redirect
+    handling keeps the first hop's proxy for the next host even when NO_PROXY lists it.)"""
+    from urllib.parse import urljoin
+
+    for _ in range(10):
+        response = session.request(method, url, allow_redirects=False, timeout=60, **kwargs)
+        if response.status_code not in (301, 302, 303, 307, 308):
+            return response
+        url = urljoin(url, response.headers["Location"])
+        method, kwargs = ("GET", {}) if response.status_code in (301, 302, 303) else (method, kwargs)
+    raise AssertionError(f"too many redirects, last {url}")
 
 
 @contextlib.contextmanager
@@ -302,34 +317,54 @@ def test_without_a_valid_token_nothing_reaches_mlflow(ingress, replay_engine, mo
             MlflowClient().search_experiments()
 
 
-def test_a_run_longer_than_its_token_keeps_logging(ingress, replay_engine):
-    from mlflow import MlflowClient
+LONG_RUN = """
+import sys, time
+from mlflow import MlflowClient
+client = MlflowClient()
+run_id = client.create_run(client.create_experiment(sys.argv[1])).info.run_id
+for step in range(3):
+    client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+    time.sleep(3.5)   # past the token's lifetime: the next call needs a new one
+print([m.step for m in client.get_metric_history(run_id, "loss")])
+"""
 
+
+def test_a_run_longer_than_its_token_keeps_logging(ingress, replay_engine):
+    """A fresh client process (its token cache empty) with tokens that live 3 s: every call
+    after the first needs a new token, and the plugin gets it without the run noticing."""
     deployed = ingress
     standin = deployed.deployment.standin
     before = len(standin.identity_requests())
     standin.set_token_lifetime(3)
     try:
         with serving(deployed, replay_engine, deployed.run()):
-            client = MlflowClient()
-            run_id = client.create_run(client.create_experiment(f"long-{uuid.uuid4().hex[:8]}")).info.run_id
-            for step in range(3):
-                client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
-                time.sleep(3.5)   # past the token's lifetime: the next call needs a new one
-            assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]
+            done = client_process(LONG_RUN, f"long-{uuid.uuid4().hex[:8]}")
     finally:
         standin.set_token_lifetime(24 * 3600)
+    assert done.returncode == 0 and done.stdout.strip() == "[0, 1, 2]", done.stderr[-3000:]
     scope = scope_resource(deployed)
-    asked = [r for r in standin.identity_requests()[before:] if r.get("query", {}).get("resource") == scope]
-    assert len(asked) >= 3, asked   # one token per lifetime, not one per request
+    asked = [r for r in standin.identity_requests()[before:] if r["query"].get("resource") == scope]
+    assert len(asked) >= 3 and all(r["status"] == 200 for r in asked), asked  # renewed, not once
+    assert len(asked) < 10, asked   # and not once per request either
 
 
-def test_only_allowed_principals_get_in(ingress, replay_engine, monkeypatch):
+SEARCH = "from mlflow import MlflowClient; print(len(MlflowClient().search_experiments()))"
+
+
+def client_process(script: str, *args: str, **env: str) -> Any:
+    """The MLflow client in a fresh process (its own credential and token cache), in this
+    test's environment (the ingress and sign-in variables) plus `env`."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", script, *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_only_allowed_principals_get_in(ingress, replay_engine):
     """auth_allowed_principals = the app's own managed identity: Entra refuses the operator a
     token, the layer refuses a token forged for the operator, the identity itself gets through."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     deployed = ingress
     deployment = deployed.deployment
     identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")["properties"]
@@ -338,13 +373,14 @@ def test_only_allowed_principals_get_in(ingress, replay_engine, monkeypatch):
     try:
         deployment.ok("deploy", "--image", image)
         with serving(deployed, replay_engine, deployed.run()):
-            with pytest.raises(Exception, match="AADSTS501051"):
-                MlflowClient().search_experiments()        # Entra: the operator is not assigned
+            operator = client_process(SEARCH)
+            assert operator.returncode != 0 and "AADSTS501051" in operator.stderr, operator.stderr[-2000:]
+            assert "auth_allowed_principals" in operator.stderr       # the plugin's hint
             forged = get(deployed, "/api/2.0/mlflow/experiments/search?max_results=1",
                          headers={"Authorization": f"Bearer {scope_token(deployed)}"})
             assert forged.status_code == 403, forged.text  # the layer: not an allowed principal
-            monkeypatch.setenv("AZURE_CLIENT_ID", identity["clientId"])
-            assert MlflowClient().search_experiments() is not None
+            allowed = client_process(SEARCH, AZURE_CLIENT_ID=identity["clientId"])
+            assert allowed.returncode == 0, allowed.stderr[-2000:]
     finally:
         deployment.settings.pop("auth_allowed_principals")
         deployment.write_config()

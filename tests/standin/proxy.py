@@ -162,6 +162,9 @@ class _AppHandler(http.server.BaseHTTPRequestHandler):
     # -- one request -----------------------------------------------------------------------------
     def _serve(self) -> None:
         self._consumed = not self._has_body()
+        # Routed per request, like ACA's ingress: a client's kept-alive connection reaches the
+        # app's current backend (a later set_app_endpoint), not the one it first connected to.
+        self.vhost = resolve(self.app, self.host, 443) or self.vhost
         headers = {k.lower(): v for k, v in self.headers.items()}
         cfg = easyauth.settings_for(self.app, self.host)
         add: dict = {}
