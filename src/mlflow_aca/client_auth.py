@@ -30,6 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking.request_auth.abstract_request_auth_provider import RequestAuthProvider
 
 # The names `mlflow-aca env` prints for clients (clientenv.py: one source for both).
+from mlflow_aca.azure import client_credential
 from mlflow_aca.clientenv import AUTH_PROVIDER as NAME
 from mlflow_aca.clientenv import SCOPE_VARIABLE
 # azure-core's BearerTokenCredentialPolicy renews a token without refresh_on 5 minutes before it
@@ -139,11 +140,11 @@ class TokenCache:
     def _fetch(self, now: float) -> _Cached:
         if self._credential is None:
             self._credential = self._make_credential()
-        from azure.core.exceptions import AzureError
-
         try:
             info = self._credential.get_token_info(self.scope)
-        except AzureError as error:
+        except Exception as error:  # noqa: BLE001 - only azure-core's errors are translated
+            if not client_credential.is_azure_error(error):
+                raise
             # `from None`: the credential's exception is quoted (cleaned) here, and a chained
             # traceback would print it again unfiltered.
             raise SignInError(f"mlflow-aca could not get a token for {self.scope}: {_HINT}.\n"
@@ -253,9 +254,7 @@ def default_credential() -> Any:
     global _credential
     with _state_lock:
         if _credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            _credential = DefaultAzureCredential()
+            _credential = client_credential.default_credential()
         return _credential
 
 

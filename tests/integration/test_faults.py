@@ -125,7 +125,8 @@ def test_interrupted_provision_converges_on_rerun(deployment, signum, after):
     started = time.monotonic()
     _out, err = process.communicate(timeout=30)
     if signum == signal.SIGINT:
-        assert time.monotonic() - started < 5, "Ctrl-C must not wait for Azure's operations"
+        waited = time.monotonic() - started
+        assert waited < 5, f"Ctrl-C must not wait for Azure's operations ({waited:.1f} s):\n{err[-3000:]}"
         if process.returncode != 0:  # it may have finished before the signal
             assert process.returncode == 130, err
             assert "Interrupted" in err and "Traceback" not in err
