@@ -23,7 +23,6 @@ import argparse
 import http.server
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.standin import RemoteStandin  # noqa: E402
+from tests.standin import standin_process  # noqa: E402
 
 # Hides only the plugin's entry point from importlib.metadata, which MLflow's registry reads
 # (mlflow/utils/plugins.py): "without the plugin" in the very same environment.
@@ -81,7 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    with standin_process() as (standin, standin_env), answering_server() as url:
+    with standin_process("--no-proxy", cwd=str(ROOT)) as (standin, standin_env), answering_server() as url:
         app_id = standin.register_application("bench", identifier_uris=["api://{appId}"])["appId"]
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MLFLOW_"))}
         base.update(standin_env, BENCH_URL=url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
@@ -127,23 +126,6 @@ def main() -> int:
 def run(code: str, env: dict[str, str]) -> dict:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@contextmanager
-def standin_process() -> Iterator[tuple[RemoteStandin, dict[str, str]]]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.standin", "--no-proxy"], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        env: dict[str, str] = {}
-        for line in process.stdout:
-            if line.startswith("#"):
-                break
-            name, _, value = line.removeprefix("export ").strip().partition("=")
-            env[name] = shlex.split(value)[0] if value else ""
-        yield RemoteStandin(env["MLFLOW_ACA_ARM_ENDPOINT"], env["REQUESTS_CA_BUNDLE"]), env
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @contextmanager

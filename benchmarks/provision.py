@@ -21,14 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.standin import RemoteStandin  # noqa: E402
+from tests.standin import standin_process  # noqa: E402
 from tests.standin.latency import TYPICAL_SECONDS  # noqa: E402
 
 TARGET = 1.15
@@ -52,7 +50,7 @@ def main() -> int:
 
     # The stand-in runs in its own process, as Azure would: sharing this interpreter's GIL
     # with the product's worker threads would slow both and blur the measurement.
-    with standin_process(args.scale) as (standin, env), tempfile.TemporaryDirectory() as work:
+    with standin_process("--latency", f"real/{args.scale:g}", cwd=str(ROOT)) as (standin, env), tempfile.TemporaryDirectory() as work:
         for key in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"):
             os.environ.pop(key, None)
         os.environ.update(env)
@@ -85,23 +83,6 @@ def main() -> int:
     print(f"no-op rerun            {len(requests)} requests, {len(writes)} writes "
           f"({'as targeted' if not writes else 'WRITES ON A NO-OP RERUN'})")
     return 0
-
-
-@contextmanager
-def standin_process(scale: float) -> Iterator[tuple[RemoteStandin, dict[str, str]]]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.standin", "--latency", f"real/{scale:g}"],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        env: dict[str, str] = {}
-        for line in process.stdout:
-            if line.startswith("#"):
-                break
-            name, _, value = line.removeprefix("export ").strip().partition("=")
-            env[name] = value
-        yield RemoteStandin(env["MLFLOW_ACA_ARM_ENDPOINT"], env["REQUESTS_CA_BUNDLE"]), env
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def run_in_process(settings_text: str, work: str):

@@ -3,6 +3,6 @@ resource types mlflow-aca uses, so the real SDK clients and DefaultAzureCredenti
 unmodified. See README.md in this folder."""
 
 from .handle import Standin
-from .control import RemoteStandin
+from .control import RemoteStandin, standin_process
 
-__all__ = ["Standin", "RemoteStandin"]
+__all__ = ["Standin", "RemoteStandin", "standin_process"]

@@ -9,11 +9,13 @@ collide with ARM paths, which all start with /subscriptions, /metadata or /msi.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import ssl
 import urllib.request
 from dataclasses import asdict
+from collections.abc import Iterator
 from typing import Any
 
 from .arm import Request, Response
@@ -273,3 +275,26 @@ class RemoteStandin:
             with urllib.request.urlopen(request, context=self._context, timeout=30) as response:
                 return json.loads(response.read())["result"]
         return call
+
+
+@contextlib.contextmanager
+def standin_process(*options: str, cwd: str | None = None) -> Iterator[tuple[RemoteStandin, dict[str, str]]]:
+    """`python -m tests.standin OPTIONS` in a process of its own (what the benchmarks measure
+    against): its control client and the variables it prints; stopped when the block ends."""
+    import shlex
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "tests.standin", *options], cwd=cwd,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        env: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("#"):
+                break
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+        yield RemoteStandin(env["MLFLOW_ACA_ARM_ENDPOINT"], env["REQUESTS_CA_BUNDLE"]), env
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

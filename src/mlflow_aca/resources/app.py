@@ -250,7 +250,7 @@ class ContainerApp(Resource):
             outcome = "updated" if fields else "ok"
         # Sign-in goes on as soon as the app exists, before its revision is waited for: the
         # server is never left serving without it longer than Azure takes between two writes.
-        signin = AuthConfig().converge(ctx, app_exists=True)
+        signin = AuthConfig().converge(ctx, app_exists=current is not None)  # a new app has none
         signin_changes = _signin_changes(signin)
         if signin_changes and outcome == "ok":
             outcome = "updated"
