@@ -117,9 +117,13 @@ def test_interrupted_provision_converges_on_rerun(deployment, signum, after):
     # Real durations scaled down so the interrupt lands in the middle of long operations.
     deployment.standin.set_latency("real/100")
     deployment.write_config(poll_interval=0.05)
+    # As from a terminal: SIGINT at its default disposition in the CLI. A shell without job control
+    # starts background jobs (`pytest ... &`) with SIGINT ignored, children inherit that, and
+    # Python then installs no KeyboardInterrupt handler: the CLI would never see the Ctrl-C.
     process = subprocess.Popen([sys.executable, "-m", "mlflow_aca", "provision"], cwd=deployment.directory,
                                env=clean_environ(deployment.env()), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after)
     os.kill(process.pid, signum)
     started = time.monotonic()
