@@ -1,6 +1,9 @@
 """status (exit codes, JSON, MLflow's /health over HTTPS through the app's FQDN) and teardown's
 data safety."""
 
+import json
+import uuid
+
 import pytest
 
 from tests.clirunner import run_cli_on_tty
@@ -141,3 +144,17 @@ def test_untagged_namesake_is_never_deleted(make_deployment):
     data = deployment.ok("teardown", "--delete-data", "--yes")
     assert {r["key"]: r["outcome"] for r in data["resources"]}["registry"] == "kept"
     assert deployment.resources("Microsoft.ContainerRegistry/registries")
+
+
+@pytest.mark.parametrize("command", ["plan", "status"])
+def test_a_subscription_the_credential_cannot_see_is_an_error_not_an_empty_one(deployment, command):
+    """Azure answers 404 SubscriptionNotFound for every read in a subscription that does not
+    exist or that the credential has no access to; that is not "absent" for each resource."""
+    unknown = str(uuid.uuid4())
+    deployment.write_config(subscription_id=unknown)
+    result = deployment.cli(command, "--json")
+    assert result.code == 3, result
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "SubscriptionNotFound" and unknown in error["message"], error
+    assert "subscription_id" in error["hint"]
+    assert "Traceback" not in result.stderr

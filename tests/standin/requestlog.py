@@ -1,6 +1,6 @@
 """Request log: what each client asked, with every secret value replaced before it is kept.
 
-Redaction works on keys, not on values: passwords, shared and account keys, tokens, client
+Redaction works on keys, for string values only: passwords, shared and account keys, tokens, client
 secrets, and the `value` of every entry of a `secrets` list (Container Apps secrets). Names
 that only point at a secret (`secretRef`, `passwordSecretRef`) are kept, so tests can check
 that the product wires secrets by reference.
@@ -31,8 +31,10 @@ def _is_secret(key: str, in_secrets: bool) -> bool:
 
 
 def redact(value: Any, *, in_secrets: bool = False) -> Any:
+    # Secrets are strings. A boolean or a number under a key-like name is a setting to audit
+    # (`allowSharedKeyAccess: false`, `sharedKeyExpiryDays`), and stays as it is.
     if isinstance(value, dict):
-        return {key: REDACTED if _is_secret(key, in_secrets) and item not in (None, "")
+        return {key: REDACTED if _is_secret(key, in_secrets) and isinstance(item, str) and item
                 else redact(item, in_secrets=key.lower() == "secrets")
                 for key, item in value.items()}
     if isinstance(value, list):

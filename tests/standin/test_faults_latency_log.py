@@ -167,6 +167,17 @@ def test_request_log_redacts_secret_values():
     assert form == "grant_type=access_token&service=x.azurecr.io&access_token=%2A%2A%2A&refresh_token=%2A%2A%2A"
 
 
+def test_request_log_keeps_settings_whose_names_mention_keys():
+    """A boolean or a number is a setting to audit, not a secret: `allowSharedKeyAccess: false`
+    must stay visible (it is the storage account's most important security setting)."""
+    body = {"properties": {"allowSharedKeyAccess": False, "disableLocalAuth": True, "keyVaultReferences": None,
+                           "primaryKey": "s3cret", "key1": "k1", "sharedKeyExpiryDays": 30}}
+    redacted = redact_body(body)["properties"]
+    assert redacted["allowSharedKeyAccess"] is False and redacted["sharedKeyExpiryDays"] == 30
+    assert redacted["disableLocalAuth"] is True and redacted["keyVaultReferences"] is None
+    assert redacted["primaryKey"] == redacted["key1"] == "***"
+
+
 def test_request_log_entries(standin, azure, group):
     entries = standin.requests(path="/userAssignedIdentities/id-mlflow")
     (entry,) = entries

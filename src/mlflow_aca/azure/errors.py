@@ -114,6 +114,11 @@ def azure_error_message(exc: Any) -> str:
 
 
 def is_not_found(exc: BaseException) -> bool:
+    """The resource is absent. Not when the whole subscription is: ARM answers every read in a
+    subscription that does not exist, or that the credential cannot see, with 404
+    SubscriptionNotFound, and a plan or status must not report that as "everything absent"."""
     from azure.core.exceptions import ResourceNotFoundError
 
+    if azure_error_code(exc) == "SubscriptionNotFound":
+        return False
     return isinstance(exc, ResourceNotFoundError) or getattr(exc, "status_code", None) == 404

@@ -19,7 +19,9 @@ def deploy(
                                               "one built from the template.")] = None,
 ) -> None:
     from mlflow_aca import deployment
+    from mlflow_aca.imageref import checked_image
 
+    image = checked_image(image)
     with run.azure(dry_run=dry_run) as ctx, run.progress() as reporter:
         outcome = deployment.deploy(ctx, reporter, image=image)
     data = {"dry_run": dry_run, **outcome.as_data()}

@@ -25,7 +25,15 @@ def up(
 ) -> None:
     from mlflow_aca import deployment
     from mlflow_aca import image as images
+    from mlflow_aca.errors import UsageError
+    from mlflow_aca.imageref import checked_image
 
+    image = checked_image(image)
+    building = [flag for flag, given in (("--remote/--local", remote is not None), ("--no-cache", no_cache),
+                                         ("--build-arg", bool(build_arg))) if given]
+    if image and building:
+        raise UsageError(f"--image deploys an existing image; {', '.join(building)} only apply to a build.",
+                         hint="Drop --image to build and push, or drop the build options.")
     options = images.BuildOptions.from_flags(no_cache=no_cache, build_args=build_arg or ())
     use_remote = image is None and images.choose_remote(remote)
     if use_remote and remote is None:
