@@ -38,3 +38,13 @@ def test_ignored_and_pending_values():
     current = {"properties": {"secrets": [{"name": "s"}], "key": None}}
     assert changed_paths(desired, current, ignored=("properties.secrets[*].value",)) == []
     assert changed_paths(desired, current) == ["properties.secrets[0].value"]
+
+
+def test_enum_settings_compare_without_case_and_other_strings_with_it():
+    desired = {"properties": {"configuration": {"ingress": {"transport": "auto"}, "activeRevisionsMode": "Single"},
+                              "template": {"containers": [{"name": "mlflow", "image": "acr.io/mlflow:1"}]}}}
+    current = {"properties": {"configuration": {"ingress": {"transport": "Auto"}, "activeRevisionsMode": "single"},
+                              "template": {"containers": [{"name": "mlflow", "image": "acr.io/mlflow:1"}]}}}
+    assert changed_paths(desired, current) == []
+    current["properties"]["template"]["containers"][0]["image"] = "acr.io/MLflow:1"
+    assert changed_paths(desired, current) == ["properties.template.containers[0].image"]

@@ -236,9 +236,18 @@ def _get_key(mapping: dict[str, Any], key: str) -> Any:
     return None
 
 
+# Enum-valued settings Azure accepts in any case and may answer in its own (ARM's enums are
+# `modelAsString`, matched case-insensitively; e.g. a live app shows ingress transport "Auto"
+# for "auto"). Compared without case so a rerun writes nothing.
+CASE_INSENSITIVE_LEAVES = {"transport", "activeRevisionsMode", "scheme", "action", "unauthenticatedClientAction",
+                           "redirectToProvider", "publicAccess", "principalType", "kind", "workloadProfileType"}
+
+
 def _same_scalar(path: str, desired: Any, current: Any) -> bool:
     if isinstance(desired, str) and isinstance(current, str):
         leaf = path.rsplit(".", 1)[-1]
+        if leaf in CASE_INSENSITIVE_LEAVES:
+            return desired.lower() == current.lower()
         if leaf == "location":
             return desired.replace(" ", "").lower() == current.replace(" ", "").lower()
         if desired.startswith("/subscriptions/") or leaf.endswith("Id") and "/" in desired:

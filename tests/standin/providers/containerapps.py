@@ -99,7 +99,9 @@ def _ip() -> str:
 
 def _ingress(app_name: str, ingress: dict, env: Resource) -> dict:
     port = ingress.get("targetPort")
-    transport = check_enum(ingress.get("transport", "auto"), ["auto", "http", "http2", "tcp"], "ingress.transport",
+    # Azure accepts any case and answers with its own: `az containerapp show` on a live app prints
+    # "transport": "Auto" for an app created with "auto" (public CLI outputs); the stand-in answers so too.
+    transport = check_enum(ingress.get("transport", "auto"), ["Auto", "Http", "Http2", "Tcp"], "ingress.transport",
                            code="ContainerAppInvalidIngress")
     if not isinstance(port, int) or not 1 <= port <= 65535:
         raise bad_request("ContainerAppInvalidIngress",
