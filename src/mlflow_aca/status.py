@@ -15,7 +15,6 @@ from mlflow_aca.resources.roles import RoleAssignment
 from mlflow_aca.resources.util import dig
 
 HTTP_TIMEOUT = 10.0
-SIGNIN_KEYS = ("auth_app", "auth_sp", "auth_assignments")
 _GOOD_STATES = (None, "Succeeded", "Provisioned")
 
 
@@ -24,7 +23,7 @@ def collect(ctx: Context, reporter: Any) -> dict[str, Any]:
     # Role assignments and the Graph side of sign-in hang on other resources' ids; the app's
     # sign-in state is read from its auth config below.
     resources = [r for r in infrastructure(ctx)
-                 if not isinstance(r, RoleAssignment) and r.key not in SIGNIN_KEYS]
+                 if not isinstance(r, (RoleAssignment, *signin.GRAPH_RESOURCES))]
     app = ContainerApp()
     steps = [_observe(ctx, resource) for resource in resources]
     steps.append(Step("app", f"container app {ctx.names.app}", lambda: _observe_app(ctx, app)))

@@ -17,8 +17,8 @@ missing) and must fail the way users would see it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,12 @@ class Deployed:
     @property
     def fqdn(self) -> str:
         return self.app["properties"]["configuration"]["ingress"]["fqdn"]
+
+    @functools.cached_property
+    def scope_resource(self) -> str:
+        """The server's token audience, as `mlflow-aca env` prints it (asked once: the
+        registration stays the same for the module)."""
+        return replay.signed_in_environ(self.deployment)["MLFLOW_ACA_AUTH_SCOPE"].removesuffix("/.default")
 
     @property
     def origin(self) -> str:
@@ -209,12 +215,8 @@ def browser_with_token(deployed: Deployed) -> Any:
     return session
 
 
-def scope_resource(deployed: Deployed) -> str:
-    return replay.signed_in_environ(deployed.deployment)["MLFLOW_ACA_AUTH_SCOPE"].removesuffix("/.default")
-
-
 def scope_token(deployed: Deployed, **kwargs: Any) -> str:
-    return deployed.deployment.standin.issue_token(resource=scope_resource(deployed), **kwargs)
+    return deployed.deployment.standin.issue_token(resource=deployed.scope_resource, **kwargs)
 
 
 def test_without_allowed_hosts_the_probes_pass_but_every_call_gets_403(ingress, replay_engine):
@@ -342,7 +344,7 @@ def test_a_run_longer_than_its_token_keeps_logging(ingress, replay_engine):
     finally:
         standin.set_token_lifetime(24 * 3600)
     assert done.returncode == 0 and done.stdout.strip() == "[0, 1, 2]", done.stderr[-3000:]
-    scope = scope_resource(deployed)
+    scope = deployed.scope_resource
     asked = [r for r in standin.identity_requests()[before:] if r["query"].get("resource") == scope]
     assert len(asked) >= 3 and all(r["status"] == 200 for r in asked), asked  # renewed, not once
     assert len(asked) < 10, asked   # and not once per request either

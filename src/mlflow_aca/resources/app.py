@@ -234,8 +234,8 @@ class ContainerApp(Resource):
         desired = self.desired(ctx)
         if current is None:
             if ctx.dry_run:
-                signin = AuthConfig().converge(ctx, app_exists=False)
-                return StepResult("create", _join(reset.detail if reset else "", _signin_detail(signin)))
+                signin = _signin_changes(ctx, app_exists=False)
+                return StepResult("create", _join(reset.detail if reset else "", *signin))
             state = self.create(ctx, desired)
             outcome, fields = "created", []
         else:
@@ -243,22 +243,21 @@ class ContainerApp(Resource):
             if provisioning_state(current) == "failed":
                 fields.append("properties.provisioningState (Failed: reapplied)")
             if ctx.dry_run:
-                signin = AuthConfig().converge(ctx, app_exists=True)
-                fields += [f"sign-in: {change}" for change in _signin_changes(signin)]
+                fields += _signin_changes(ctx, app_exists=True)
                 return StepResult("update" if fields else "ok", ", ".join(fields), {"changes": fields})
             state = self.update(ctx, desired, current) if fields else current
             outcome = "updated" if fields else "ok"
         # Sign-in goes on as soon as the app exists, before its revision is waited for: the
         # server is never left serving without it longer than Azure takes between two writes.
-        signin = AuthConfig().converge(ctx, app_exists=current is not None)  # a new app has none
-        signin_changes = _signin_changes(signin)
-        if signin_changes and outcome == "ok":
+        signin = _signin_changes(ctx, app_exists=current is not None)
+        if signin and outcome == "ok":
             outcome = "updated"
-        fields += [f"sign-in: {change}" for change in signin_changes] if current is not None else []
+        if current is not None:
+            fields += signin
         state = self._correct_fqdn(ctx, state)
         self._publish(ctx, state)
         revision = wait_for_healthy_revision(ctx, self)
-        detail = _join(", ".join(fields), _signin_detail(signin) if current is None else "",
+        detail = _join(", ".join(fields), *(signin if current is None else []),
                        f"revision {revision} healthy", reset.detail if reset else "")
         return StepResult(outcome, detail, {"changes": fields, "revision": revision})
 
@@ -270,14 +269,8 @@ class ContainerApp(Resource):
         return self.update(ctx, self.desired(ctx, fqdn=actual), state)
 
 
-def _signin_changes(result: StepResult) -> list[str]:
-    if result.outcome in ("ok",):
-        return []
-    return result.data.get("changes") or [result.detail or result.outcome]
-
-
-def _signin_detail(result: StepResult) -> str:
-    return "" if result.outcome == "ok" and not result.detail else f"sign-in {result.detail or result.outcome}"
+def _signin_changes(ctx: Context, *, app_exists: bool) -> list[str]:
+    return [f"sign-in: {change}" for change in AuthConfig().converge(ctx, app_exists)]
 
 
 def _join(*parts: str) -> str:

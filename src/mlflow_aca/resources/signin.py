@@ -124,12 +124,11 @@ class AppRegistration(Resource):
         return body
 
     def _groups_allowed(self, ctx: Context) -> bool:
-        return bool(ctx.private.get("auth_groups"))
+        return bool(resolve_principals(ctx)["groups"])
 
     def ensure(self, ctx: Context) -> StepResult:
         tenant = self._tenant(ctx)
-        principals = resolve_principals(ctx)
-        ctx.private["auth_groups"] = principals["groups"]
+        resolve_principals(ctx)   # unknown principals stop the run before anything is written
         if ctx.settings.auth_client_id:
             return self._check_existing(ctx, tenant)
         client = graph(ctx)
@@ -377,32 +376,34 @@ class AuthConfig(Resource):
     def desired(self, ctx: Context) -> dict[str, Any]:
         return auth_config_spec(ctx)
 
-    def converge(self, ctx: Context, app_exists: bool) -> StepResult:
-        """Bring the app's sign-in to the configured state (right after the app is written)."""
-        current = self.read(ctx) if app_exists else None
+    def converge(self, ctx: Context, app_exists: bool) -> list[str]:
+        """Bring the app's sign-in to the configured state (right after the app is written);
+        what changed, or would (dry run)."""
         if ctx.settings.auth == "none":
-            if current is None:
-                return StepResult("ok", "no sign-in")
+            if not app_exists or self.read(ctx) is None:
+                return []
             if not ctx.dry_run:
                 self.delete(ctx)
-            return StepResult("delete" if ctx.dry_run else "deleted", "sign-in removed (auth = none)")
-        desired = self.desired(ctx)
-        if current is None:
+            return ["removed (auth = none)"]
+        if not app_exists:   # a new app has no auth config yet: no read needed
             if not ctx.dry_run:
-                self.create(ctx, desired)
-            return StepResult("create" if ctx.dry_run else "created", "sign-in on")
-        fields = changed_paths(desired, current)
-        if fields and not ctx.dry_run:
-            self.update(ctx, desired, current)
-        return StepResult(("update" if ctx.dry_run else "updated") if fields else "ok",
-                          ", ".join(fields), {"changes": fields})
+                self.create(ctx, self.desired(ctx))
+            return ["on"]
+        result = self.ensure(ctx)
+        if result.outcome in ("create", "created"):
+            return ["on"]
+        return list(result.data.get("changes", []))
+
+
+# The Graph side of sign-in, converged before the app exists (status reads the app's auth
+# config instead: these hang on each other's ids).
+GRAPH_RESOURCES: tuple[type[Resource], ...] = (AppRegistration, ServicePrincipal, Assignments)
 
 
 def signin_resources(ctx: Context) -> list[Resource]:
-    """The Graph side of sign-in, converged before the app exists."""
     if ctx.settings.auth != "entra":
         return []
-    return [AppRegistration(), ServicePrincipal(), Assignments()]
+    return [kind() for kind in GRAPH_RESOURCES]
 
 
 def describe_live(config: dict[str, Any] | None) -> dict[str, Any]:
