@@ -4,12 +4,20 @@ suffixes of the data-plane services (storage, SQL, registry).
 Named clouds come from a table; a custom cloud (Azure Stack, a sovereign cloud not in the table,
 or any ARM-compatible endpoint) is read from `<arm_endpoint>/metadata/endpoints`, the document
 Azure's own tools (azure-cli `cloud register --endpoint-resource-manager`) read.
+
+That document decides where the operator's credential signs in, which token audiences it asks
+for and where the tokens go, and `arm_endpoint` can come from a file in a repository. So a custom
+cloud may not claim anything of Microsoft's own clouds (`check_custom_cloud`): otherwise a
+hostile document could name the public cloud's audience and collect a token that real Azure
+accepts (AzureCliCredential and ManagedIdentityCredential ignore the authority and get real
+tokens for whatever scope is asked).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from mlflow_aca.errors import ConfigError, OperationError
 
@@ -28,7 +36,9 @@ class Cloud:
     # Microsoft Graph (app registrations for sign-in): the metadata's microsoftGraphResourceId,
     # both the API's base URL and its token audience, as azure-cli uses it.
     graph_endpoint: str = "https://graph.microsoft.com/"
-    # ACR's Entra audience is the same in every public and sovereign cloud.
+    # ACR's Entra audience is the same in every public and sovereign cloud. Empty for a custom
+    # cloud whose registries are not Microsoft's: the audience is Microsoft's, so a token for
+    # it must only go to Microsoft's registry hosts (see cloud_from_metadata).
     registry_audience: str = "https://containerregistry.azure.net/"
     custom: bool = False
 
@@ -46,6 +56,14 @@ class Cloud:
 
     @property
     def registry_scope(self) -> str:
+        if not self.registry_audience:
+            raise ConfigError(
+                f"The custom cloud {self.name} names its registries under '{self.acr_suffix}', not "
+                "one of Microsoft's registry domains; mlflow-aca only knows Microsoft's registry "
+                "token audience and will not send a token for it there.",
+                code="CloudMetadataRefused",
+                hint="Registry sign-in (build, push, image checks) is not available for this cloud.",
+            )
         return self.registry_audience.rstrip("/") + "/.default"
 
     def blob_host(self, account: str) -> str:
@@ -93,6 +111,39 @@ KNOWN_CLOUDS: dict[str, Cloud] = {
     ),
 }
 
+# The DNS domains of Microsoft's public and sovereign clouds, with the cloud each belongs to. A
+# custom cloud may name none of them for its Resource Manager, login endpoint, token audiences or
+# Graph. Sources (hosts, then the domain they fall under):
+# - azure-cli src/azure-cli-core/azure/cli/core/cloud.py, AZURE_PUBLIC_CLOUD / AZURE_CHINA_CLOUD /
+#   AZURE_US_GOV_CLOUD / AZURE_GERMAN_CLOUD: management (the ARM audience) management.core.windows.net,
+#   management.core.chinacloudapi.cn, management.core.usgovcloudapi.net, management.core.cloudapi.de;
+#   resource_manager management.azure.com, management.chinacloudapi.cn, management.usgovcloudapi.net,
+#   management.microsoftazure.de; active_directory login.microsoftonline.com, login.chinacloudapi.cn,
+#   login.microsoftonline.us, login.microsoftonline.de; Graph graph.microsoft.com, graph.windows.net,
+#   microsoftgraph.chinacloudapi.cn, graph.chinacloudapi.cn, graph.microsoft.us, graph.microsoft.de,
+#   graph.cloudapi.de; data-plane audiences under azure.net/azure.com (vault.azure.net, ...).
+# - msal 1.39 authority.py WELL_KNOWN_AUTHORITY_HOSTS (login aliases): login.microsoft.com,
+#   login.windows.net, sts.windows.net, login.partner.microsoftonline.cn, login-us.microsoftonline.com,
+#   login.usgovcloudapi.net, login.sovcloud-identity.fr/.de/.sg; azure-identity 1.27
+#   AzureAuthorityHosts: login.microsoftonline.com, login.chinacloudapi.cn, login.microsoftonline.us.
+# Whole domains rather than those exact hosts: Entra issues tokens for every Microsoft service
+# under them, and a storage static website (<account>.web.core.windows.net) is attacker-hostable.
+MICROSOFT_DOMAINS: dict[str, str] = {
+    "windows.net": "AzureCloud", "azure.com": "AzureCloud", "azure.net": "AzureCloud",
+    "microsoft.com": "AzureCloud", "microsoftonline.com": "AzureCloud",
+    "usgovcloudapi.net": "AzureUSGovernment", "microsoftonline.us": "AzureUSGovernment",
+    "microsoft.us": "AzureUSGovernment", "azure.us": "AzureUSGovernment",
+    "chinacloudapi.cn": "AzureChinaCloud", "microsoftonline.cn": "AzureChinaCloud",
+    "azure.cn": "AzureChinaCloud",
+    "cloudapi.de": "AzureGermanCloud", "microsoftazure.de": "AzureGermanCloud",
+    "microsoftonline.de": "AzureGermanCloud", "microsoft.de": "AzureGermanCloud",
+    "sovcloud-identity.fr": "a national cloud", "sovcloud-identity.de": "a national cloud",
+    "sovcloud-identity.sg": "a national cloud",
+}
+# Microsoft's registry domains (azure-cli cloud.py acr_login_server_endpoint): the only hosts a
+# token for Microsoft's registry audience may be sent to.
+MICROSOFT_REGISTRY_SUFFIXES = ("azurecr.io", "azurecr.us", "azurecr.cn")
+
 
 def cloud_from_metadata(document: Any, arm_endpoint: str) -> Cloud:
     """Build a Cloud from a `/metadata/endpoints` document.
@@ -116,25 +167,79 @@ def cloud_from_metadata(document: Any, arm_endpoint: str) -> Cloud:
     try:
         auth = entry["authentication"]
         suffixes = entry["suffixes"]
-        return Cloud(
+        acr_suffix = str(suffixes["acrLoginServer"]).lstrip(".").lower()
+        cloud = Cloud(
             name=str(entry.get("name") or "custom"),
             resource_manager=_norm_url(entry["resourceManager"]) + "/",
             authority_host=str(auth["loginEndpoint"]).rstrip("/"),
             audience=str(auth["audiences"][0]),
             storage_suffix=str(suffixes["storage"]).lstrip("."),
             sql_suffix=str(suffixes["sqlServerHostname"]).lstrip("."),
-            acr_suffix=str(suffixes["acrLoginServer"]).lstrip("."),
-            graph_endpoint=_norm_url(entry.get("microsoftGraphResourceId")
-                                     or "https://graph.microsoft.com") + "/",
+            acr_suffix=acr_suffix,
+            # Required: without it the public cloud's Graph would get the token, and app
+            # registrations would be written to the operator's real directory.
+            graph_endpoint=_norm_url(entry["microsoftGraphResourceId"]) + "/",
+            registry_audience=Cloud.registry_audience if acr_suffix in MICROSOFT_REGISTRY_SUFFIXES
+            else "",
             custom=True,
         )
+        check_custom_cloud(cloud, [str(a) for a in auth["audiences"]], arm_endpoint)
+        return cloud
     except (KeyError, IndexError, TypeError) as exc:
         raise OperationError(
             f"The cloud metadata at {arm_endpoint} lacks a required field ({exc}).",
             code="CloudMetadataInvalid",
             hint="The document must carry resourceManager, authentication.loginEndpoint, "
-            "authentication.audiences and suffixes.storage/sqlServerHostname/acrLoginServer.",
+            "authentication.audiences, microsoftGraphResourceId and "
+            "suffixes.storage/sqlServerHostname/acrLoginServer.",
         ) from None
+
+
+def check_custom_cloud(cloud: Cloud, audiences: list[str], arm_endpoint: str) -> None:
+    """Refuse a custom cloud that claims a Microsoft cloud's endpoints or token audiences.
+
+    Runs before any token is requested. Every audience listed counts, not only the first one
+    used; an audience must be an https URL (a bare application id such as ARM's would name a
+    Microsoft service just as well).
+    """
+    claims = [("Resource Manager", cloud.resource_manager), ("login endpoint", cloud.authority_host),
+              ("Microsoft Graph endpoint", cloud.graph_endpoint)]
+    claims += [("token audience", audience) for audience in audiences]
+    for what, url in claims:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower().rstrip(".")
+        if parts.scheme.lower() != "https" or not host:
+            raise ConfigError(
+                f"The custom cloud at {arm_endpoint} gives {url!r} as its {what}, not an https URL; "
+                "refusing it before any token is requested.",
+                code="CloudMetadataRefused",
+                hint="A custom cloud's metadata must name https URLs of its own.",
+            )
+        owner = microsoft_cloud_of(host)
+        if owner:
+            raise ConfigError(
+                f"The custom cloud at {arm_endpoint} claims {url} as its {what}, which belongs to "
+                f"Microsoft's {owner}; refusing it before any token is requested: your credential "
+                f"would get a token real Azure accepts and send it to {arm_endpoint}.",
+                code="CloudMetadataRefused",
+                hint="For Azure itself, remove arm_endpoint and set cloud (AzureCloud, "
+                "AzureUSGovernment or AzureChinaCloud). Check where arm_endpoint came from: "
+                "mlflow-aca.toml, MLFLOW_ACA_ARM_ENDPOINT or --arm-endpoint.",
+            )
+
+
+def microsoft_cloud_of(host: str) -> str | None:
+    """The Microsoft cloud whose domain `host` is in (or is), else None."""
+    host = host.lower().rstrip(".")
+    return next((cloud for domain, cloud in MICROSOFT_DOMAINS.items()
+                 if host == domain or host.endswith("." + domain)), None)
+
+
+def known_cloud_at(arm_endpoint: str) -> Cloud | None:
+    """The named cloud whose Resource Manager `arm_endpoint` is: its table entry is trusted, so
+    pointing arm_endpoint at real Azure needs no metadata (which would be refused)."""
+    return next((c for c in KNOWN_CLOUDS.values()
+                 if _norm_url(c.resource_manager) == _norm_url(arm_endpoint)), None)
 
 
 def fetch_custom_cloud(arm_endpoint: str, timeout: float = 15.0) -> Cloud:
@@ -163,7 +268,7 @@ def fetch_custom_cloud(arm_endpoint: str, timeout: float = 15.0) -> Cloud:
 
 def resolve_cloud(cloud_name: str, arm_endpoint: str | None) -> Cloud:
     if arm_endpoint:
-        return fetch_custom_cloud(arm_endpoint)
+        return known_cloud_at(arm_endpoint) or fetch_custom_cloud(arm_endpoint)
     try:
         return KNOWN_CLOUDS[cloud_name]
     except KeyError:

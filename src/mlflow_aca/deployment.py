@@ -15,6 +15,7 @@ from mlflow_aca.resources.base import Context, Resource
 from mlflow_aca.resources.environment import Environment
 from mlflow_aca.resources.group import ResourceGroup
 from mlflow_aca.resources.identity import Identity
+from mlflow_aca.resources.image import ImageCheck
 from mlflow_aca.resources.job import MigrationJob
 from mlflow_aca.resources.registry import Registry
 from mlflow_aca.resources.roles import RoleAssignment
@@ -70,11 +71,12 @@ def deploy_steps(ctx: Context, app: ContainerApp) -> list[Step]:
 
 
 def app_steps(ctx: Context, app: ContainerApp) -> list[Step]:
-    """The migration job, then the app: a new MLflow version's schema is upgraded before the
-    revision that needs it exists."""
+    """The image check, the migration job, then the app: both run the image, so neither is
+    written before it is known to be there to pull (it is in `app.deps`, which the job shares);
+    a new MLflow version's schema is upgraded before the revision that needs it exists."""
     job = MigrationJob(app)
     signin = tuple(resource.key for resource in signin_resources(ctx))
-    return [job.step(ctx), app.step(ctx, deps=(*app.deps, job.key, *signin))]
+    return [ImageCheck(app).step(ctx), job.step(ctx), app.step(ctx, deps=(*app.deps, job.key, *signin))]
 
 
 @dataclass

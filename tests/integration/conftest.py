@@ -12,6 +12,7 @@ import pytest
 
 from tests.clirunner import CliResult, run_cli
 from tests.integration.images import acr, docker_config, product_image, registry_backend  # noqa: F401 - fixtures
+from tests.integration.replay import deployable
 from tests.integration.replay import postgres_driver, replay_engine, replay_image  # noqa: F401 - fixtures
 from tests.standin.fixtures import client_env
 
@@ -33,8 +34,28 @@ class Deployment:
         standin.set_latency(0)
         deployment = cls(standin, directory, settings)
         deployment.ok("provision")
-        deployment.ok("deploy", "--image", image)
+        deployment.ok("deploy", "--image", deployable(deployment, image))
         return deployment
+
+    # --- images the deploy will pull ------------------------------------------------------------
+    def push_template_image(self) -> str:
+        """Stands for `mlflow-aca build` + `mlflow-aca push` run earlier: the image the template
+        names (what `deploy` without --image deploys) goes into the stand-in's catalog under the
+        provisioned registry's login server, where the image check and the revision's pull look.
+        Call after `provision`, and again after a setting that changes the image (mlflow_version,
+        extra_packages, ...): its tag follows the content. Returns the reference."""
+        from mlflow_aca.config import load_settings
+        from mlflow_aca.template import render_image
+
+        login_server = self.one("Microsoft.ContainerRegistry/registries")["properties"]["loginServer"]
+        reference = f"{login_server}/{render_image(load_settings(self.directory / 'mlflow-aca.toml')).reference}"
+        self.standin.add_registry_image(reference)
+        return reference
+
+    def publish_public_image(self, reference: str = "public.example.io/team/mlflow:1") -> str:
+        """An image some other registry serves to anyone (anonymous pull), e.g. for `--image`."""
+        self.standin.add_registry_image(reference, anonymous=True)
+        return reference
 
     def write_config(self, **changes: Any) -> None:
         self.settings.update(changes)

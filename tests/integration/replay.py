@@ -132,9 +132,26 @@ def job_run(job: dict[str, Any], secrets: dict[str, str]) -> ContainerRun:
     return _container_run(container, secrets, where=job["name"])
 
 
+# -- the deployment's registry ------------------------------------------------------------------------
+# In the stand-in, the deployment's registry holds catalog entries (a manifest, no layers): what
+# the image check and the revision's pull look at. The image deployed as `<login server>/<repo>:<tag>`
+# is run from the local registry's copy of the same image (same repository and tag).
+_LOCAL_COPIES: dict[str, str] = {}
+
+
+def deployable(deployment: Any, local_reference: str) -> str:
+    """Stands for `mlflow-aca push` of an image already in the local registry: the reference to
+    deploy from the deployment's registry (provisioned), whose replay runs the local copy."""
+    login_server = deployment.one("Microsoft.ContainerRegistry/registries")["properties"]["loginServer"]
+    deployed = f"{login_server}/{local_reference.split('/', 1)[1]}"
+    deployment.standin.add_registry_image(deployed)
+    _LOCAL_COPIES[deployed] = local_reference
+    return deployed
+
+
 def _container_run(container: dict[str, Any], secrets: dict[str, str], *, where: str) -> ContainerRun:
     resources = container.get("resources") or {}
-    return ContainerRun(image=container["image"], command=container.get("command"), args=container.get("args"),
+    return ContainerRun(image=_LOCAL_COPIES.get(container["image"], container["image"]), command=container.get("command"), args=container.get("args"),
                         env=resolve_env(container.get("env") or [], secrets, where=where),
                         cpu=resources.get("cpu"), memory=resources.get("memory"))
 

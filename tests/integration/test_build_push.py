@@ -248,6 +248,7 @@ def test_up_builds_while_provisioning_and_deploys_the_pushed_image(deployment, a
 
 
 def test_up_with_an_image_skips_build_and_push(deployment, docker_config):
+    deployment.publish_public_image("example.azurecr.io/mlflow:1")  # an existing image anyone may pull
     data = deployment.ok("up", "--image", "example.azurecr.io/mlflow:1",
                          env={**_docker(docker_config), "DOCKER_HOST": DEAD_ENGINE})
     assert not {"image_build", "image_push", "image"} & {row["key"] for row in data["resources"]}

@@ -27,6 +27,7 @@ def assert_converges(deployment):
     """A clean rerun ends with every resource in place, once."""
     deployment.standin.clear_faults()
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     counts = resource_counts(deployment)
     duplicates = {t: n for t, n in counts.items() if n > 1 and "roleassignments" not in t
@@ -81,14 +82,16 @@ def test_refusals_are_clear_errors_then_a_rerun_converges(deployment, fault, cod
 
 
 def test_unhealthy_new_revision_fails_deploy(deployment, standin):
+    """A revision that cannot start fails the deploy with Azure's reason. (A rerun then starts a
+    new revision rather than finding the same failure: test_revision_recovery.py.)"""
     deployment.ok("provision")
-    deployment.ok("deploy")
-    app = deployment.one("Microsoft.App/containerApps")
-    standin.set_revision_state(app["id"], provisioning_state="Failed", running_state="Failed",
-                               provisioning_error="Container 'mlflow' crashed: exit code 1")
+    deployment.push_template_image()  # stands for build + push run earlier
+    standin.add_fault(faults.lro_failed(APP, "ContainerAppOperationError", "Failed to provision revision for "
+                                        "container app 'mlflow'. Container 'mlflow' crashed: exit code 1",
+                                        method="PUT"))
     result = deployment.cli("deploy")
     assert result.code == 3, result
-    assert "RevisionFailed" in result.stderr and "exit code 1" in result.stderr
+    assert "ContainerAppOperationError" in result.stderr and "exit code 1" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -75,7 +75,7 @@ def test_the_migration_job_upgrades_a_database_the_older_version_made(
         with replay.fresh_database(postgres) as database:
             # The older version, deployed: its job creates the schema, its app records a run.
             deployment.ok("provision")
-            deployment.ok("deploy", "--image", older_image)
+            deployment.ok("deploy", "--image", replay.deployable(deployment, older_image))
             code, logs = replay.run_job(replay_engine, replayed("jobs", database))
             assert code == 0, logs
             assert revision(database) == [(old_head,)]
@@ -92,7 +92,7 @@ def test_the_migration_job_upgrades_a_database_the_older_version_made(
             # The current version, deployed: the job the stand-in now holds runs the new image.
             del deployment.settings["mlflow_version"]  # the default: the version replay_image runs
             deployment.write_config()
-            deployed = deployment.ok("deploy", "--image", replay_image)
+            deployed = deployment.ok("deploy", "--image", replay.deployable(deployment, replay_image))
             assert next(r for r in deployed["resources"] if r["key"] == "migration")["outcome"] == "ran"
             job = replayed("jobs", database)
             assert job.image == replay_image

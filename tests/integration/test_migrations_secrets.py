@@ -16,6 +16,7 @@ def index_of(requests, method, fragment):
 
 def test_first_deploy_migrates_before_the_app_exists(deployment):
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     data = deployment.ok("deploy")
     row = next(r for r in data["resources"] if r["key"] == "migration")
     assert row["outcome"] == "ran" and "new app" in row["detail"]
@@ -33,6 +34,7 @@ def test_first_deploy_migrates_before_the_app_exists(deployment):
 
 def test_same_version_does_not_migrate_again(deployment):
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     deployment.standin.clear_requests()
     data = deployment.ok("deploy")
@@ -43,9 +45,11 @@ def test_same_version_does_not_migrate_again(deployment):
 def test_new_mlflow_version_migrates_first(deployment):
     deployment.write_config(mlflow_version="3.17.1")
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     deployment.standin.clear_requests()
     deployment.write_config(mlflow_version="3.17.2")
+    deployment.push_template_image()  # the new version's image, pushed before deploying it
     plan = deployment.ok("plan")
     assert next(r for r in plan["resources"] if r["key"] == "migration")["outcome"] == "update"
     data = deployment.ok("deploy")
@@ -61,12 +65,14 @@ def test_new_mlflow_version_migrates_first(deployment):
 def test_failed_migration_leaves_the_app_alone(deployment):
     deployment.write_config(mlflow_version="3.17.1")
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     image_before = deployment.one("Microsoft.App/containerApps")["properties"]["template"]["containers"][0]["image"]
     job = deployment.one("Microsoft.App/jobs")
     deployment.standin.set_job_execution_outcome(job["id"], "Failed")
     deployment.standin.clear_requests()
     deployment.write_config(mlflow_version="3.17.2")
+    deployment.push_template_image()  # the new version's image, pushed before deploying it
     result = deployment.cli("deploy")
     assert result.code == 3, result
     assert "MigrationFailed" in result.stderr and "keeps serving" in result.stderr
@@ -85,7 +91,9 @@ def secret_value(deployment, resource_type):
 
 def test_password_auth_keeps_the_password_secret_and_stable(deployment):
     deployment.write_config(sql_auth="password")
-    outputs = [deployment.cli("provision"), deployment.cli("deploy", "--json"), deployment.cli("deploy"),
+    provisioned = deployment.cli("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
+    outputs = [provisioned, deployment.cli("deploy", "--json"), deployment.cli("deploy"),
                deployment.cli("status", "--json"), deployment.cli("config", "--json"), deployment.cli("plan")]
     assert all(o.code == 0 for o in outputs), outputs
     uri = secret_value(deployment, "Microsoft.App/containerApps")
@@ -113,6 +121,7 @@ def test_password_auth_keeps_the_password_secret_and_stable(deployment):
     # Reruns do not rotate it: no password sent to the SQL server again.
     deployment.standin.clear_requests()
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     assert deployment.requests(method="PUT", path="/providers/Microsoft.Sql/servers/") == []
     assert secret_value(deployment, "Microsoft.App/containerApps") == uri
@@ -121,6 +130,7 @@ def test_password_auth_keeps_the_password_secret_and_stable(deployment):
 def test_password_is_reset_openly_when_no_copy_exists(make_deployment):
     deployment = make_deployment(sql_auth="password")
     deployment.ok("provision")  # the generated password is not kept anywhere after this run
+    deployment.push_template_image()  # stands for build + push run earlier
     data = deployment.ok("deploy")
     detail = " ".join(r["detail"] for r in data["resources"])
     assert "password reset" in detail
@@ -133,6 +143,7 @@ def test_password_is_reset_openly_when_no_copy_exists(make_deployment):
 
 def test_up_hands_the_password_over_without_a_reset(make_deployment):
     deployment = make_deployment(sql_auth="password")
+    deployment.publish_public_image("example.azurecr.io/mlflow:1")  # an existing image anyone may pull
     data = deployment.ok("up", "--image", "example.azurecr.io/mlflow:1")
     assert "password reset" not in json.dumps(data)
     server = deployment.one("Microsoft.Sql/servers")
@@ -145,6 +156,7 @@ def test_password_stays_out_of_error_text(make_deployment):
 
     deployment = make_deployment(sql_auth="password")
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     uri = secret_value(deployment, "Microsoft.App/containerApps")
     password = unquote(urlsplit(uri).password)
@@ -163,6 +175,7 @@ def test_a_changed_secret_value_is_still_written(make_deployment):
     database name changes the backend URI inside the secret, and nothing else of the job."""
     deployment = make_deployment(sql_auth="password")
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     before = secret_value(deployment, "Microsoft.App/jobs")
     deployment.write_config(sql_database_name="mlflow-two")

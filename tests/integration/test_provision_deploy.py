@@ -25,6 +25,7 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     # Nobody to assign: with no auth_allowed_principals everyone in the tenant may sign in.
     assert outcomes.pop("auth_assignments") == "ok"
     assert set(outcomes.values()) <= {"created", "updated"}
+    deployment.push_template_image()  # stands for build + push run earlier
     deployed = deployment.ok("deploy")
     app_row = next(r for r in deployed["resources"] if r["key"] == "app")
     assert app_row["outcome"] == "created" and "healthy" in app_row["detail"]
@@ -115,6 +116,7 @@ def test_rerun_writes_nothing(make_deployment, sql_auth):
     request and keeps secret values out of GETs: a rerun must find nothing to write."""
     deployment = make_deployment(sql_auth=sql_auth)
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")  # with a password, this first deploy resets it (no copy was kept)
     deployment.standin.clear_requests()
     provisioned = deployment.ok("provision")
@@ -127,6 +129,7 @@ def test_rerun_writes_nothing(make_deployment, sql_auth):
 
 
 def test_up_converges_in_one_command_then_changes_only_what_a_setting_affects(deployment):
+    deployment.publish_public_image("example.azurecr.io/mlflow:1")  # an existing image anyone may pull
     deployment.ok("up", "--image", "example.azurecr.io/mlflow:1")
     deployment.standin.clear_requests()
     deployment.write_config(memory="4Gi", cpu=2.0, max_replicas=3, allowed_ips=["203.0.113.0/24"])
@@ -158,6 +161,7 @@ def test_plan_and_dry_run_write_nothing(deployment):
     plan = deployment.ok("plan")
     outcomes = {r["key"]: r["outcome"] for r in plan["resources"]}
     assert outcomes.pop("auth_assignments") == "ok"   # no principals listed: nothing to assign
+    assert outcomes.pop("image_check") == "unchecked"  # no registry yet: no image to look for
     assert set(outcomes.values()) == {"create"}
     dry = deployment.ok("provision", "--dry-run")
     outcomes = {r["key"]: r["outcome"] for r in dry["resources"]}

@@ -105,6 +105,18 @@ def test_remote_build_streams_the_run_log_through_the_reporter(deployment, stand
     assert reporter.lines[-1] == "Run ID: ca1 was successful after 2s"
 
 
+def test_schedule_run_answered_202_is_followed_to_its_run(deployment):
+    # Registries_ScheduleRun may answer 202 and a link to poll (x-ms-long-running-operation in the
+    # 2019-06-01-preview spec) as well as 200 and the Run: both forms end in the same build.
+    _registry(deployment)
+    deployment.standin.add_fault(faults.schedule_run_accepted())
+    data = deployment.ok("build", "--remote", env={"DOCKER_HOST": DEAD_ENGINE})
+    assert deployment.standin.faults() == []
+    assert (data["status"], data["run_id"]) == ("Succeeded", "ca1")
+    assert [r["status"] for r in deployment.requests("POST", "/scheduleRun")] == [202]
+    assert deployment.requests("GET", "/operationResults/"), "the Location link was not followed"
+
+
 def test_a_failed_run_reports_its_log_and_exit_3(deployment):
     _registry(deployment)
     deployment.standin.add_fault(faults.run_failed("ERROR: No matching distribution found for nothing==0"))

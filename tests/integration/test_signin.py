@@ -38,6 +38,7 @@ def assignments(deployment, sp_id: str) -> list[dict]:
 
 def test_default_deploy_registers_an_app_and_puts_sign_in_in_front(deployment):
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployed = deployment.ok("deploy")
     (application,) = applications(deployment)
     app_id = application["appId"]
@@ -85,6 +86,7 @@ def test_allowed_principals_are_assigned_and_checked_by_the_layer(deployment):
     group = standin.add_directory_object("group", "ML team", members=[user])
     deployment.write_config(auth_allowed_principals=[user, group])
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     (application,) = applications(deployment)
     (sp,) = [o for o in standin.graph_objects("servicePrincipal") if o.get("appId") == application["appId"]]
@@ -154,6 +156,7 @@ def test_an_admin_made_registration_is_used_checked_and_never_deleted(deployment
     deployment.write_config(auth_client_id=complete["appId"])
     deployment.standin.clear_requests()
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     aad = auth_config(deployment)["identityProviders"]["azureActiveDirectory"]
     assert aad["registration"]["clientId"] == complete["appId"]
@@ -172,6 +175,7 @@ def test_no_sign_in_needs_allowed_ips_and_is_announced_everywhere(deployment):
     plan = deployment.cli("plan")
     assert plan.code == 0 and "OPEN SERVER" in plan.stdout, plan
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     assert deployment.resources("Microsoft.App/containerApps/authConfigs") == []
     assert applications(deployment) == []
@@ -184,6 +188,7 @@ def test_no_sign_in_needs_allowed_ips_and_is_announced_everywhere(deployment):
 
 def test_turning_sign_in_off_removes_the_layer_and_on_again_restores_it(deployment):
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     deployment.write_config(auth="none", public=True)
     deployed = deployment.ok("deploy")
@@ -197,6 +202,7 @@ def test_turning_sign_in_off_removes_the_layer_and_on_again_restores_it(deployme
 
 def test_teardown_with_data_deletes_the_registration_it_made(deployment):
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     assert len(applications(deployment)) == 1
     torn = deployment.ok("teardown", "--delete-data", "--yes")

@@ -15,6 +15,7 @@ DATA_TYPES = ("Microsoft.Sql/servers", "Microsoft.Storage/storageAccounts",
 @pytest.fixture
 def deployed(deployment):
     deployment.ok("provision")
+    deployment.push_template_image()  # stands for build + push run earlier
     deployment.ok("deploy")
     deployment.standin.clear_requests()
     return deployment
@@ -38,7 +39,7 @@ def test_status_unhealthy_revision(deployed):
     result = deployed.cli("status", "--json")
     assert result.code == 4, result
     document = result.json
-    assert document["ok"] is False and document["error"]["code"] == "unhealthy"
+    assert document["ok"] is False and document["error"]["code"] == "Unhealthy"
     assert document["data"]["healthy"] is False
     assert any("Unhealthy" in problem for problem in document["data"]["problems"])
     human = deployed.cli("status")
@@ -57,7 +58,7 @@ def test_status_when_mlflow_does_not_answer(deployed):
 def test_status_absent(deployment):
     result = deployment.cli("status", "--json")
     assert result.code == 4, result
-    assert result.json["error"]["code"] == "unhealthy"
+    assert result.json["error"]["code"] == "NotDeployed"
     assert all(row["state"] == "absent" for row in result.json["data"]["resources"])
 
 

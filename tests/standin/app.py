@@ -23,7 +23,7 @@ from .store import Operation, Resource, Store
 if TYPE_CHECKING:
     from .resources import PutContext, ResourceKind
 
-AUDIENCES = ["https://management.core.windows.net/", "https://management.azure.com/"]
+AUDIENCES = metadata.ARM_AUDIENCES
 IDENTITY_PATH = "/msi/token"
 CONTROL_PREFIX = "/_standin/"
 # Namespaces every subscription has registered from the start.

@@ -34,7 +34,9 @@ class Control:
     OPERATIONS = ("reset", "info", "auth_requests", "add_fault", "clear_faults", "faults", "requests", "clear_requests",
                   "resources", "resource", "set_latency", "set_replication_delay", "unregister_provider",
                   "take_name", "set_revision_state", "set_job_execution_outcome", "set_app_endpoint",
-                  "issue_token", "set_token_lifetime", "registry_front", "attach_registry", "identity_http", "identity_requests",
+                  "issue_token", "set_token_lifetime", "registry_front", "attach_registry", "add_registry_image",
+                  "registry_images", "set_role_propagation_delay", "set_pull_timeout", "identity_http",
+                  "identity_requests",
                   "deny_app_registration", "register_application", "add_directory_object", "graph_objects",
                   "set_browser_user")
 
@@ -166,6 +168,37 @@ class Control:
             for res in self.app.store.of_type(REGISTRY_TYPE):
                 res.properties["loginServer"] = info["login_server"]
         return self.app.registry_front.info()
+
+    def add_registry_image(self, reference: str, anonymous: bool = False) -> dict:
+        """Keep an image "<host>/<repository>:<tag>" in the stand-in's registry catalog and serve
+        `https://<host>` through the proxy (registry_catalog.py): on a registry resource's
+        `<name>.azurecr.io` with ACR's token rules, on any other host anonymously (`anonymous=True`)
+        or not at all (private: anonymous tokens are refused). Returns {"digest": "sha256:..."}."""
+        from . import registry_catalog
+
+        return registry_catalog.add_image(self.app, reference, bool(anonymous))
+
+    def registry_images(self, host: str | None = None) -> list[dict]:
+        """Catalog images: host, repository, tag, digest, anonymous."""
+        from . import registry_catalog
+
+        return registry_catalog.images(self.app, host)
+
+    def set_role_propagation_delay(self, seconds: float) -> None:
+        """Role assignments grant data-plane rights (registry pulls and tokens) only once they are
+        `seconds` old (their createdOn); 0, the default, grants them at once. See pulls.py."""
+        if float(seconds) < 0:
+            raise ValueError("seconds must be >= 0")
+        with self.app.store.lock:
+            self.app.store.role_propagation_delay = float(seconds)
+
+    def set_pull_timeout(self, seconds: float) -> None:
+        """How long a new revision keeps retrying an image pull that fails for want of propagated
+        rights before its operation fails "Operation expired" (default 900). See pulls.py."""
+        if float(seconds) < 0:
+            raise ValueError("seconds must be >= 0")
+        with self.app.store.lock:
+            self.app.store.pull_timeout = float(seconds)
 
     # -- the identity endpoint over plain HTTP (Container Apps' form) ------------------------------
     def identity_http(self, host: str = "127.0.0.1", url_host: str | None = None) -> str:

@@ -3,7 +3,10 @@
 The first queued fault whose method and path match a request fires and uses up one of its
 `times`; a fault with no times left is dropped from the queue. Faults fire before
 authentication and routing, the way a throttling or failing front door would, except
-`lro_failed`, which lets the request through and makes the operation it starts end Failed.
+`lro_failed`, which lets the request through and makes the operation it starts end Failed, and
+`accepted`, which lets it through and asks the route to answer in its long-running form (202 and
+a link to poll) where the REST spec allows both forms (only routes that know it honour it:
+ACR Tasks `scheduleRun`).
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import re
 import threading
 from dataclasses import asdict, dataclass
 
-KINDS = ("status", "drop", "lro_failed")
+KINDS = ("status", "drop", "lro_failed", "accepted")
 
 
 @dataclass
 class Fault:
     path: str                    # regular expression searched in the request path, case-insensitive
-    kind: str = "status"         # "status" (answer with an error), "drop" (close the connection), "lro_failed"
+    kind: str = "status"         # "status" (an error), "drop" (close the connection), "lro_failed", "accepted"
     method: str = "*"
     times: int = 1
     status: int = 500
@@ -119,3 +122,13 @@ def run_failed(message: str = "The command '/bin/sh -c pip install' returned a n
     """The next scheduled ACR Tasks run fails, its log ending with `message`."""
     return Fault(r"/registries/[^/]+/scheduleRun$", kind="lro_failed", method="POST", times=times,
                  code="RunFailed", message=message)
+
+
+def schedule_run_accepted(*, times: int = 1) -> Fault:
+    """The next `scheduleRun` is answered 202 with Location and Azure-AsyncOperation links, the run
+    then read from the Location link. Registries_ScheduleRun is `x-ms-long-running-operation` with
+    responses 200 and 202 in the 2019-06-01-preview spec (Azure/azure-rest-api-specs,
+    specification/containerregistry/.../2019-06-01-preview/containerregistry_build.json); the
+    2025-03-01-preview spec lists 200 only. A client must follow both."""
+    return Fault(r"/registries/[^/]+/scheduleRun$", kind="accepted", method="POST", times=times,
+                 code="Accepted", message="scheduleRun answered in its long-running form")

@@ -2,9 +2,15 @@
 
 Since api-version 2019-05-01 ARM answers with a JSON list of cloud objects (management.azure.com
 lists the public clouds). The stand-in lists one cloud, its own: resource manager, login endpoint
-and Microsoft Graph (`microsoftGraphResourceId`) point at the stand-in, while the token audiences
-and the DNS suffixes are the public cloud's, so names the product derives
-(`<account>.blob.core.windows.net`, ...) look real.
+and Microsoft Graph (`microsoftGraphResourceId`) point at the stand-in, and the token audiences
+are its own (ARM_AUDIENCES); only the DNS suffixes are the public cloud's, so names the product
+derives (`<account>.blob.core.windows.net`, ...) look real and registry tokens keep Microsoft's
+registry audience (the product sends that audience only to `*.azurecr.io`-style hosts).
+
+A custom cloud's metadata may not claim a public or sovereign cloud's audiences, login endpoint
+or Graph: the product refuses such a cloud before requesting any token (mlflow_aca/cloud.py
+check_custom_cloud), since a hostile document could otherwise collect a token real Azure accepts.
+So ARM here accepts tokens for the stand-in's own audiences only, not the public cloud's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ if TYPE_CHECKING:
     from .app import StandinApp
 
 CLOUD_NAME = "AzureStandin"
+# ARM's token audiences: the first is the one clients use; both are accepted, with or without
+# the trailing slash, as real ARM accepts management.core.windows.net and management.azure.com.
+# `.invalid` (RFC 2606): names no real host, and none of Microsoft's domains.
+ARM_AUDIENCES = ["https://management.standin.invalid/", "https://arm.standin.invalid/"]
 VERSIONS = {"2019-05-01", "2020-06-01", "2022-09-01"}
 SUFFIXES = {
     "storage": "core.windows.net",

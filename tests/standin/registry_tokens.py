@@ -119,13 +119,27 @@ def token(app: "StandinApp", front, req: Request) -> Response:
 def rights(app: "StandinApp", principal_id: str, login_server: str) -> set[str]:
     """Data-plane actions a principal has on the registries served at `login_server`: everything
     for the operator (owner of the subscription), otherwise what its role assignments grant at
-    the registry or any scope above it."""
+    the registry or any scope above it, once they have propagated (`effective_from`)."""
+    now = time.time()
+    return {action for action, since in effective_from(app, principal_id, login_server).items() if since <= now}
+
+
+def effective_from(app: "StandinApp", principal_id: str, login_server: str) -> dict[str, float]:
+    """For each data-plane action the principal's role assignments grant on the registries at
+    `login_server`, the time from which the data plane honours it: the assignment's `createdOn`
+    plus the stand-in's role propagation delay (control `set_role_propagation_delay`). Azure role
+    assignments take minutes to reach the data planes (Azure RBAC troubleshooting: Resource Manager
+    caches, "it can sometimes take up to 30 minutes for changes to take effect", quoted in
+    learn.microsoft.com/answers/questions/524792; microsoft/azure-container-apps#646: a fresh AcrPull
+    fails the image pull until it has propagated). The operator,
+    owner of the subscription from the start, has every action from time 0."""
     if principal_id.lower() == app.operator["principal_id"]:
-        return {"pull", "push", "delete"}
+        return {"pull": 0.0, "push": 0.0, "delete": 0.0}
     with app.store.lock:
+        delay = float(app.store.role_propagation_delay)
         registries = [r.id.lower() for r in app.store.of_type(REGISTRY_TYPE)
-                      if str(r.properties.get("loginServer", "")).lower() == login_server]
-        granted: set[str] = set()
+                      if str(r.properties.get("loginServer", "")).lower() == login_server.lower()]
+        granted: dict[str, float] = {}
         for assignment in app.store.of_type(ASSIGNMENT_TYPE):
             props = assignment.properties
             if str(props.get("principalId", "")).lower() != principal_id.lower():
@@ -133,8 +147,20 @@ def rights(app: "StandinApp", principal_id: str, login_server: str) -> set[str]:
             scope = str(props.get("scope", "")).lower().rstrip("/")
             if any(rid == scope or rid.startswith(scope + "/") for rid in registries):
                 role = str(props.get("roleDefinitionId", "")).rsplit("/", 1)[-1].lower()
-                granted |= ROLE_ACTIONS.get(role, set())
+                since = _timestamp(str(props.get("createdOn") or "")) + delay
+                for action in ROLE_ACTIONS.get(role, set()):
+                    granted[action] = min(granted.get(action, since), since)
     return granted
+
+
+def _timestamp(iso: str) -> float:
+    """Seconds since the epoch of a stand-in timestamp (`store.now_iso`); 0 when absent."""
+    import calendar
+
+    if not iso:
+        return 0.0
+    whole, _, fraction = iso.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (fraction or "0"))
 
 
 def sign_rs256(*, key_pem: bytes, cert_pem: bytes, claims: dict) -> str:

@@ -28,6 +28,10 @@ class Operation:
     status: str = "InProgress"
     result: Callable[[], Any] | None = None   # body of the final Location poll
     path: str = ""                            # the status document's own path
+    # Called when done_at has come (and no failure is set yet): returns True to stay InProgress
+    # (having moved done_at later), or False to finish now (possibly having set `failure`).
+    # Container apps hold a revision's operation while its image pull keeps failing (pulls.py).
+    hold: Callable[["Operation", float], bool] | None = None
 
     def document(self) -> dict:
         doc: dict[str, Any] = {"id": self.path, "name": self.id, "status": self.status,
@@ -84,6 +88,11 @@ class Store:
             self.registry_backend: str | None = None  # "host:port" of the real registry behind the front
             self.runs: dict[str, Any] = {}            # lower run id -> tasks.RunState
             self.blobs: dict[str, Any] = {}           # "container/name" -> blobs.Blob
+            # Registry images without a real registry (registry_catalog.py): host -> repository -> Repository
+            self.registry_images: dict[str, dict[str, Any]] = {}
+            self.role_propagation_delay = 0.0         # seconds before a role assignment reaches data planes
+            self.pull_timeout = 900.0                 # seconds a revision keeps retrying a failing pull
+            self.pull_waits: dict[str, str] = {}      # lower revision id -> why its replica waits (ImagePullBackOff)
 
     # -- resources -------------------------------------------------------------------------
     def get(self, rid: str) -> Resource | None:
@@ -118,6 +127,8 @@ class Store:
         now = time.time()
         for op in list(self.operations.values()):
             if op.status == "InProgress" and op.done_at <= now:
+                if op.hold is not None and op.failure is None and op.hold(op, now):
+                    continue
                 self.finish(op)
 
     def finish(self, op: Operation) -> None:

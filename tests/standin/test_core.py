@@ -13,7 +13,9 @@ def test_metadata_endpoint_describes_the_standin_cloud(standin, standin_env):
     assert response.status_code == 200
     (cloud,) = response.json()
     assert cloud["resourceManager"] == standin.url + "/"
-    assert cloud["authentication"]["audiences"][0] == "https://management.core.windows.net/"
+    # Its own audiences, not the public cloud's: the product refuses a custom cloud claiming those.
+    assert cloud["authentication"]["audiences"] == ["https://management.standin.invalid/",
+                                                    "https://arm.standin.invalid/"]
     assert cloud["authentication"]["loginEndpoint"] == standin.url + "/"
     assert cloud["suffixes"]["storage"] == "core.windows.net"
     assert cloud["suffixes"]["sqlServerHostname"] == "database.windows.net"
@@ -26,7 +28,7 @@ def test_metadata_endpoint_describes_the_standin_cloud(standin, standin_env):
 def test_identity_endpoint_follows_the_app_service_protocol(standin, standin_env, group):
     url = standin_env["IDENTITY_ENDPOINT"]
     header = {"X-IDENTITY-HEADER": standin_env["IDENTITY_HEADER"]}
-    params = {"api-version": "2019-08-01", "resource": "https://management.core.windows.net/"}
+    params = {"api-version": "2019-08-01", "resource": standin.audience}
     assert requests.get(url, params=params, timeout=5).status_code == 401
     assert requests.get(url, params={**params, "api-version": "2018-02-01"}, headers=header,
                         timeout=5).status_code == 400
@@ -56,7 +58,7 @@ def test_default_azure_credential_gets_tokens_with_and_without_client_id(standin
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     expected = group.identity.principal_id if use_client_id else standin.info()["operator_principal_id"]
     assert claims["oid"] == expected and claims["tid"] == standin.tenant_id
-    assert claims["aud"].startswith("https://management.core.windows.net")
+    assert claims["aud"].startswith("https://management.standin.invalid")
 
 
 def _arm(standin, token=None, path=None, version="2025-04-01"):
@@ -83,9 +85,12 @@ def test_arm_refuses_requests_without_a_valid_token(standin, standin_env, case, 
 
 
 def test_both_audience_spellings_are_accepted(standin, standin_env):
-    for audience in ("https://management.core.windows.net/", "https://management.core.windows.net",
-                     "https://management.azure.com/"):
+    for audience in ("https://management.standin.invalid/", "https://management.standin.invalid",
+                     "https://arm.standin.invalid/"):
         assert _arm(standin, standin.issue_token(audience)).status_code == 200
+    # The public cloud's ARM audience is not this cloud's (the stand-in is a custom cloud).
+    answer = _arm(standin, standin.issue_token("https://management.core.windows.net/"))
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "InvalidAuthenticationTokenAudience"
 
 
 def test_sdk_reports_authentication_failure(standin, azure):

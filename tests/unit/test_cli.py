@@ -120,7 +120,7 @@ def test_failure_envelope_in_json(tmp_path):
     document = result.json
     assert document["ok"] is False and document["command"] == "config"
     assert set(document["error"]) == {"code", "message", "hint"}
-    assert document["error"]["code"] == "config_invalid"
+    assert document["error"]["code"] == "UnknownKey"
 
 
 def test_usage_errors_exit_2(tmp_path):
@@ -129,7 +129,7 @@ def test_usage_errors_exit_2(tmp_path):
     assert_clean_failure(run_cli("frobnicate", cwd=tmp_path), 2, "No such command")
     assert_clean_failure(run_cli("env", "--shell", "tcsh", cwd=tmp_path), 2, "tcsh")
     result = run_cli("frobnicate", "--json", cwd=tmp_path)
-    assert result.code == 2 and result.json["ok"] is False and result.json["error"]["code"] == "usage"
+    assert result.code == 2 and result.json["ok"] is False and result.json["error"]["code"] == "Usage"
 
 
 def test_config_flag_needs_a_value(tmp_path):

@@ -29,7 +29,7 @@ def test_file_then_environment_then_flags(tmp_path):
 
 
 def test_default_file_is_optional_and_read_from_the_working_directory(tmp_path):
-    with pytest.raises(ConfigError, match="missing required key 'name'"):
+    with pytest.raises(ConfigError, match="No config file: looked for .*mlflow-aca.toml"):
         load()
     write(tmp_path, MINIMAL)  # the fixture made tmp_path the working directory
     assert load().location == "westeurope"
@@ -73,7 +73,7 @@ def test_unknown_key_is_named(tmp_path, source):
     with pytest.raises(ConfigError) as raised:
         call()
     assert "memroy" in raised.value.message
-    assert "memory" in raised.value.hint  # the valid keys are listed
+    assert "memory" in raised.value.hint.lower()  # the closest key, not a list of all
 
 
 def test_malformed_toml_reports_line_and_column(tmp_path):

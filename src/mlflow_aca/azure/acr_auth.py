@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,14 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
 ])
 # The codes a failed sign-in or lookup raises (see _call).
-CHECK_FAILURES = frozenset({"RegistrySignInFailed", "RegistryAccessDenied", "RegistryUnreachable"})
+CHECK_FAILURES = frozenset({"RegistrySignInFailed", "RegistryAccessDenied", "RegistryUnreachable",
+                            "RegistryUnavailable"})
+# Answers that say the registry (or a gateway before it) timed out, throttled or failed, not that it
+# refused: the status codes azure-core's RetryPolicy retries (_RETRY_CODES: 408, 429, 500, 502, 503,
+# 504). Retried a few times, then reported as unavailable, never as access denied.
+TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+ATTEMPTS = 3
+BACKOFF = 0.5  # seconds before the second attempt, doubled for the next; Retry-After wins (capped)
 DENIED_HINT = ("The signed-in identity needs AcrPush (or Contributor) on the registry to push, and "
                "AcrPull to read; check the credential (`az login`, AZURE_CLIENT_ID, ...).")
 
@@ -96,10 +104,30 @@ def manifest_digest(login: RegistryLogin, repository: str, tag: str) -> str | No
 
 def _call(method: str, url: str, action: str, *, hint: str, code: str, absent_ok: bool = False,
           **kwargs: Any) -> Any:
+    for attempt in range(1, ATTEMPTS + 1):
+        response = _send(method, url, action, **kwargs)
+        if response.ok or (absent_ok and response.status_code == 404):
+            return response
+        if response.status_code not in TRANSIENT or attempt == ATTEMPTS:
+            break
+        time.sleep(_backoff(response, attempt))
+    registry_code, message = _registry_error(response)
+    if response.status_code in TRANSIENT:
+        # A gateway's 502 or a throttled request says nothing about the identity's rights.
+        raise OperationError(f"The registry failed to {action}: {message} (HTTP {response.status_code}, "
+                             f"{registry_code}; {ATTEMPTS} attempts).", code="RegistryUnavailable",
+                             hint="The registry or a gateway before it is failing, not refusing: rerun in a "
+                             "minute (reruns converge).")
+    raise OperationError(f"Could not {action}: {message} (HTTP {response.status_code}, {registry_code}).",
+                         code=code, hint=hint)
+
+
+def _send(method: str, url: str, action: str, **kwargs: Any) -> Any:
+    """One request; a failure to connect (or to verify TLS) raised as RegistryUnreachable."""
     import requests  # deferred: only registry work needs it
 
     try:
-        response = requests.request(method, url, timeout=TIMEOUT, **kwargs)
+        return requests.request(method, url, timeout=TIMEOUT, **kwargs)
     except requests.exceptions.SSLError as exc:
         raise OperationError(f"TLS verification failed to {action}: {exc}", code="RegistryUnreachable",
                              hint="If the registry is reached through a private CA, point REQUESTS_CA_BUNDLE "
@@ -107,11 +135,14 @@ def _call(method: str, url: str, action: str, *, hint: str, code: str, absent_ok
     except requests.RequestException as exc:
         raise OperationError(f"Could not reach the registry to {action}: {exc}", code="RegistryUnreachable",
                              hint="Check the network (and HTTPS_PROXY/NO_PROXY); reruns converge.") from None
-    if response.ok or (absent_ok and response.status_code == 404):
-        return response
-    registry_code, message = _registry_error(response)
-    raise OperationError(f"Could not {action}: {message} (HTTP {response.status_code}, {registry_code}).",
-                         code=code, hint=hint)
+
+
+def _backoff(response: Any, attempt: int) -> float:
+    """Seconds before the next attempt: the answer's Retry-After (in seconds, capped), else a doubling backoff."""
+    try:
+        return min(float(response.headers.get("Retry-After", "")), 10.0)
+    except ValueError:
+        return BACKOFF * 2 ** (attempt - 1)
 
 
 def _registry_error(response: Any) -> tuple[str, str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlflow_aca.azure import rest
 from mlflow_aca.azure.arm import Kind
+from mlflow_aca.azure.errors import translate_errors
 from mlflow_aca.azure.session import AzureSession
 from mlflow_aca.redaction import register_secret
 
@@ -48,6 +49,37 @@ JOB = Kind(
     delete=lambda c, rg, name: c.jobs.begin_delete(rg, name),
     model="azure.mgmt.appcontainers.models:Job",
 )
+
+
+class Operation:
+    """A long-running write under way. The SDK's poller polls in a thread of its own
+    (azure.core.polling.LROPoller: `wait(timeout)` joins it for at most `timeout` seconds and
+    re-raises the operation's error once it failed; `done()` says whether it ended), so the caller
+    can wait in slices, look at what the operation is doing between them, and stop waiting at a
+    deadline of its own (Azure finishes the operation anyway; a rerun finds it settled)."""
+
+    def __init__(self, action: str, poller: Any) -> None:
+        self.action = action
+        self.poller = poller
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True once the operation ended (raises if it failed)."""
+        with translate_errors(self.action):
+            self.poller.wait(seconds)
+            return bool(self.poller.done())
+
+    def result(self) -> dict[str, Any]:
+        return rest.run(self.action, lambda: self.poller)
+
+
+def begin_write(session: AzureSession, kind: Kind, *ids: str, body: dict[str, Any]) -> Operation:
+    """Send a PUT (`kind.put` is a `begin_*` call) and return its operation without waiting."""
+    client = session.client(kind.client)
+    model = rest.to_model(kind.model_type(), body)
+    action = f"write {kind.label} {ids[-1]}"
+    with translate_errors(action):
+        poller = kind.put(client, *ids, model)
+    return Operation(action, poller)
 
 
 def app_secrets(session: AzureSession, resource_group: str, name: str) -> dict[str, str]:

@@ -42,6 +42,16 @@ HINTS = {
 DEFAULT_HINT = "Rerun with --verbose for details; reruns converge once the cause is fixed."
 
 
+class TokenServiceError(Exception):
+    """A token endpoint (the managed-identity endpoint, Entra ID) answered with a server error:
+    the credential is there, the service failing it is not a missing sign-in."""
+
+    def __init__(self, status: int, endpoint: str) -> None:
+        super().__init__(f"{endpoint} answered HTTP {status}")
+        self.status = status
+        self.endpoint = endpoint
+
+
 @contextmanager
 def translate_errors(action: str) -> Iterator[None]:
     """Run Azure calls; turn what they raise into an error a person can act on."""
@@ -65,6 +75,14 @@ def translate(exc: BaseException, action: str) -> MlflowAcaError | None:
     )
     from azure.identity import CredentialUnavailableError
 
+    if isinstance(exc, TokenServiceError):
+        return OperationError(
+            f"Could not get an Azure token to {action}: the token endpoint {exc.endpoint} answered "
+            f"HTTP {exc.status} (a failure of the service, not of the sign-in).",
+            code="TokenServiceFailed",
+            hint="Rerun in a minute. If it persists on a host with a managed identity, the host's identity "
+            "endpoint (IDENTITY_ENDPOINT) is failing; elsewhere check Entra ID's status.",
+        )
     if isinstance(exc, CredentialUnavailableError) or (
         isinstance(exc, ClientAuthenticationError) and "failed to retrieve a token from the "
         "included credentials" in str(exc)

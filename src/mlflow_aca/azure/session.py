@@ -29,7 +29,10 @@ class AzureSession:
             if self._credential is None:
                 from azure.identity import DefaultAzureCredential
 
-                self._credential = DefaultAzureCredential(authority=self.cloud.authority_host)
+                watch = _TokenAnswers()
+                self._credential = _WatchedCredential(
+                    DefaultAzureCredential(authority=self.cloud.authority_host, raw_response_hook=watch.seen),
+                    watch)
             return self._credential
 
     def token(self, scope: str) -> str:
@@ -51,6 +54,7 @@ class AzureSession:
             base_url=self.cloud.resource_manager,
             credential_scopes=[self.cloud.arm_scope],
             polling_interval=self.poll_interval,
+            per_call_policies=[_repeatable_posts()],
         )
         with self._lock:
             return self._clients.setdefault(name, built)
@@ -63,6 +67,90 @@ class AzureSession:
             client.close()
         if credential is not None and hasattr(credential, "close"):
             credential.close()
+
+
+# azure-core's RetryPolicy rides out a dropped connection, a 408/429 or a 5xx only for the methods of
+# its allowlist (HEAD GET PUT DELETE OPTIONS TRACE, azure/core/pipeline/policies/_retry.py); a POST
+# that lost its connection fails at once. These POST actions read (list*, sharedKeys, name checks)
+# or start a job whose run is idempotent (the migration: Alembic applies only missing revisions,
+# resources/job.py), so they are retried as a GET would be. scheduleRun is not: a second build.
+REPEATABLE_POSTS = frozenset({"listsecrets", "sharedkeys", "listkeys", "listcredentials", "start",
+                              "checknameavailability", "listbuildsourceuploadurl", "listlogsasurl"})
+RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
+
+
+def _repeatable_posts() -> Any:
+    """A per-call policy (it runs before the retry policy: azure-core PipelineClient) that lets the
+    retry policy repeat the POSTs above. `retry_on_methods` is the retry policy's per-request
+    option (RetryPolicy.configure_retries; azure-identity sets it the same way for its token POSTs)."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class RepeatablePosts(SansIOHTTPPolicy):
+        def on_request(self, request: Any) -> None:
+            http = request.http_request
+            action = http.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+            if http.method.upper() == "POST" and action in REPEATABLE_POSTS:
+                request.context.options.setdefault("retry_on_methods", RETRY_METHODS)
+
+    return RepeatablePosts()
+
+
+class _TokenAnswers:
+    """The token endpoints' failing answers seen by this thread during its current token request.
+
+    DefaultAzureCredential reports every failure as "failed to retrieve a token from the included
+    credentials": a managed-identity endpoint answering 500 comes out as the App Service
+    credential being "not found in environment" (azure-identity 1.27, msal_managed_identity_client),
+    which reads like a missing `az login`. The HTTP answers themselves say what happened; azure-core
+    hands each one to `raw_response_hook` (CustomHookPolicy, in every credential's pipeline)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def reset(self) -> None:
+        self._local.failed = None
+
+    def seen(self, response: Any) -> None:
+        status = response.http_response.status_code
+        # 5xx and throttling: the token service failed; 4xx answers are about the identity itself.
+        if status >= 500 or status == 429:
+            url = response.http_request.url.split("?", 1)[0]  # the query names the resource, no secret
+            self._local.failed = (status, url)
+
+    def failed(self) -> tuple[int, str] | None:
+        return getattr(self._local, "failed", None)
+
+
+class _WatchedCredential:
+    """The session's credential: DefaultAzureCredential, whose failure is reported as the token
+    service's own when an endpoint answered with a server error (TokenServiceError)."""
+
+    def __init__(self, inner: Any, watch: _TokenAnswers) -> None:
+        self._inner = inner
+        self._watch = watch
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._watched(lambda: self._inner.get_token(*scopes, **kwargs))
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._watched(lambda: self._inner.get_token_info(*scopes, **kwargs))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def _watched(self, call: Callable[[], Any]) -> Any:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        from mlflow_aca.azure.errors import TokenServiceError
+
+        self._watch.reset()
+        try:
+            return call()
+        except ClientAuthenticationError as exc:
+            failed = self._watch.failed()
+            if failed is None:
+                raise
+            raise TokenServiceError(*failed) from exc
 
 
 def _resources() -> Callable[..., Any]:

@@ -9,7 +9,7 @@ from mlflow_aca import __version__
 app = typer.Typer(
     name="mlflow-aca",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -9,7 +9,7 @@ import typer
 
 from mlflow_aca.cli.app import app
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import OperationError
+from mlflow_aca.errors import NotDeployedError
 
 
 @command(app, "env", "Print MLFLOW_TRACKING_URI, the sign-in settings for the MLflow client "
@@ -29,9 +29,9 @@ def env(
         sign_in = signin.describe_live(signin.AuthConfig().read(ctx) if state else None)
     fqdn = ((state or {}).get("properties", {}).get("configuration", {}).get("ingress") or {}).get("fqdn")
     if not fqdn:
-        raise OperationError(
+        raise NotDeployedError(
             f"The container app {ctx.names.app} is not deployed, so it has no URL yet.",
-            code="NotDeployed", hint="Run `mlflow-aca up` (or `mlflow-aca deploy`).")
+            hint="Run `mlflow-aca up` (or `mlflow-aca deploy`).")
     uri = f"https://{fqdn}"
     lines = clientenv.shell_lines(uri, shell, sign_in.get("scope"))
     if not sign_in["enabled"]:

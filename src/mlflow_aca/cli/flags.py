@@ -29,8 +29,11 @@ def parse_config_flags(args: list[str]) -> dict[str, Any]:
         if key not in fields and key.startswith("no_") and key[3:] in fields:
             key, negated = key[3:], True
         if key not in fields:
+            from mlflow_aca.config.messages import did_you_mean, echo
+
             raise UsageError(
-                f"No such option or configuration key: --{flag}.",
+                f"No such option or configuration key: --{echo(flag)[1:-1]}"
+                f"{did_you_mean(key, fields, spell=lambda k: '--' + k.replace('_', '-'))}.",
                 hint="See --help for the command's options and `mlflow-aca config` for keys.",
             )
         is_bool = fields[key].annotation in (bool, bool | None)

@@ -23,12 +23,19 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     from mlflow_aca.config import DEFAULT_CONFIG_PATH, validate_settings
+    from mlflow_aca.config.load import unreadable
     from mlflow_aca.config.write import render_config_file
 
     path = run.config_path or Path(os.environ.get("MLFLOW_ACA_CONFIG") or DEFAULT_CONFIG_PATH)
-    if path.exists() and not force:
+    try:
+        exists = path.exists()
+    except OSError as exc:  # exists() answers False only for a missing file; a name too long
+        # or a directory that cannot be searched raise, and that is the same condition every
+        # other command reports for this path (exit 1), not a bug.
+        raise unreadable(path, exc.strerror or str(exc)) from None
+    if exists and not force:
         raise ConfigError(f"{path} already exists; nothing was written.",
-                          code="config_exists", hint="Pass --force to overwrite it.")
+                          code="ConfigExists", hint="Pass --force to overwrite it.")
 
     chosen: dict[str, Any] = {
         key: value
@@ -50,7 +57,7 @@ def init(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_config_file(written), encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Cannot write {path}: {exc.strerror}.", code="config_unwritable") from None
+        raise ConfigError(f"Cannot write {path}: {exc.strerror}.", code="ConfigUnwritable") from None
 
     run.succeed(
         {"path": str(path), "values": written},
@@ -73,7 +80,7 @@ def _ask_for_missing(run: Run, chosen: dict[str, Any]) -> None:
             if required:
                 raise ConfigError(
                     f"Missing {key!r}: there is no terminal to ask on.",
-                    code="missing_value",
+                    code="MissingValue",
                     hint=f"Pass --{key.replace('_', '-')} (init works from flags alone).",
                 )
             continue

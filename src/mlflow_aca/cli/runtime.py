@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -73,6 +74,8 @@ class Run:
         self._settings: Any = None
         self._stdout: Any = None
         self._stderr: Any = None
+        # Run-wide warnings: on stderr when they arise, and in the --json envelope's "warnings".
+        self.warnings: list[str] = []
 
     # --- terminals ---------------------------------------------------------------------------
     @property
@@ -82,18 +85,20 @@ class Run:
 
     @property
     def stdout(self) -> Any:
+        """Human results (tables, summaries); redacted like every other output path."""
         if self._stdout is None:
-            from rich.console import Console
+            from mlflow_aca.reporting import console
 
-            self._stdout = Console(highlight=False, soft_wrap=True)
+            self._stdout = console(highlight=False, soft_wrap=True)
         return self._stdout
 
     @property
     def stderr(self) -> Any:
+        """Diagnostics and the live display; redacted (reporting.console)."""
         if self._stderr is None:
-            from rich.console import Console
+            from mlflow_aca.reporting import console
 
-            self._stderr = Console(stderr=True, highlight=False)
+            self._stderr = console(stderr=True, highlight=False)
         return self._stderr
 
     def reporter(self) -> Any:
@@ -131,6 +136,14 @@ class Run:
         if not self.json:
             self.stderr.print(redact(message), highlight=False)
 
+    def warn(self, message: str) -> None:
+        """A warning: on stderr at once (in JSON mode too: it must be seen before the work it
+        warns about, and stdout keeps its one document), and in the JSON envelope."""
+        message = redact(message)
+        self.warnings.append(message)
+        sys.stderr.write(f"Warning: {message}\n")
+        sys.stderr.flush()
+
     # --- configuration -----------------------------------------------------------------------
     def config_overrides(self) -> dict[str, Any]:
         from mlflow_aca.cli.flags import parse_config_flags
@@ -142,8 +155,24 @@ class Run:
         if self._settings is None:
             from mlflow_aca.config import load_settings
 
-            self._settings = load_settings(self.config_path, overrides=self.config_overrides())
+            overrides = self.config_overrides()
+            self._settings = load_settings(self.config_path, overrides=overrides)
+            self._warn_arm_endpoint_from_file(overrides)
         return self._settings
+
+    def _warn_arm_endpoint_from_file(self, overrides: dict[str, Any]) -> None:
+        """arm_endpoint decides where the operator's credential signs in and where its tokens
+        go, and a config file may come with a repository: say so before any token is requested
+        (settings are loaded before any Azure work). A flag or MLFLOW_ACA_ARM_ENDPOINT is the
+        operator's own choice and needs no warning."""
+        endpoint = self._settings.arm_endpoint
+        if not endpoint or "arm_endpoint" in overrides or os.environ.get("MLFLOW_ACA_ARM_ENDPOINT"):
+            return
+        path = self.config_path or os.environ.get("MLFLOW_ACA_CONFIG") or "mlflow-aca.toml"
+        self.warn(f"arm_endpoint = {endpoint} comes from the config file {path}: your Azure "
+                  "credential's tokens will be sent to that endpoint and to the login endpoint "
+                  "its metadata names. Continue only if you trust this file; set the endpoint with "
+                  "--arm-endpoint or MLFLOW_ACA_ARM_ENDPOINT to make it your own choice.")
 
     def confirm(self, question: str, *, expected: str | None = None) -> None:
         """Ask before something destructive; without a TTY (or with --json) demand --yes."""
@@ -166,16 +195,22 @@ class Run:
     # --- results -----------------------------------------------------------------------------
     def succeed(self, data: dict[str, Any], human: Callable[[Any], None] | None = None) -> None:
         if self.json:
-            write_json({"ok": True, "command": self.command, "data": data})
+            write_json(self._with_warnings({"ok": True, "command": self.command, "data": data}))
         elif human is not None:
             human(self.stdout)
 
     def fail(self, error: MlflowAcaError) -> int:
         if self.json:
-            write_json(error_envelope(self.command, error))
+            write_json(self._with_warnings(error_envelope(self.command, error)))
         else:
             print_error(error, verbose=self.verbose)
         return int(error.exit_code)
+
+
+    def _with_warnings(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Run-wide warnings as a list of strings, like `status`'s data["warnings"]; absent
+        when there are none, so the envelope keeps SPEC §7's shape."""
+        return {**envelope, "warnings": list(self.warnings)} if self.warnings else envelope
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -263,7 +298,7 @@ def error_envelope(command: str, error: MlflowAcaError) -> dict[str, Any]:
 
 def print_error(error: MlflowAcaError, *, verbose: bool = False) -> None:
     text = f"Error: {redact(error.message)}"
-    if error.code and error.code not in ("error", "usage"):
+    if error.code and error.code not in ("Error", "Usage"):
         text += f" [{error.code}]"
     if error.hint:
         text += f"\nHint: {redact(error.hint)}"

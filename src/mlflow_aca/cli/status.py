@@ -8,7 +8,7 @@ from typing import Any
 from mlflow_aca.cli.app import app
 from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
-from mlflow_aca.errors import UnhealthyError
+from mlflow_aca.errors import NotDeployedError, UnhealthyError
 
 
 @command(app, "status", "Show every resource's state, the app URL, revision health and MLflow's "
@@ -21,7 +21,10 @@ def status(run: Run) -> None:
     if not report["healthy"]:
         if not run.json:
             _print(run.stdout, report)
-        raise UnhealthyError(
+        # No app is the condition `env` (and any command needing the server) reports as
+        # NotDeployed; the same code here lets a script test for it the same way.
+        absent = any(row["key"] == "app" and row["state"] == "absent" for row in report["resources"])
+        raise (NotDeployedError if absent else UnhealthyError)(
             "The deployment is unhealthy or absent: " + "; ".join(report["problems"]) + ".",
             hint="`mlflow-aca up` creates or repairs it; `mlflow-aca deploy` redeploys the app.",
             data=report,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlflow_aca import naming, uris
 from mlflow_aca.cloud import Cloud, resolve_cloud
 from mlflow_aca.errors import ConfigError
+from mlflow_aca.imageref import _REFERENCE as IMAGE_REFERENCE, NAME_MAX as IMAGE_NAME_MAX
 
 # Shown in URIs before the identity exists / in place of the password.
 CLIENT_ID_PLACEHOLDER = "identity-client-id"
@@ -24,6 +25,22 @@ PASSWORD_PLACEHOLDER = "password"
 
 # Memory/CPU pairs Container Apps accepts on the Consumption plan: memory is twice the vCPUs.
 _CONSUMPTION_CPU = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0)
+# Serverless (GP_S_Gen5_<max vCores>) compute sizes, and the lowest min vCores each allows:
+# one eighth of the maximum, and never below 0.5 (Microsoft Learn, "Resource limits for single
+# databases using the vCore purchasing model", General Purpose serverless tables: 0.5-1 ... 1.0-8,
+# 2.5-20, 5-40, 10-80).
+SERVERLESS_MAX_VCORES = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 40, 80)
+# Azure SQL refuses these database names (error 40636, "Cannot use reserved database name";
+# PSRule for Azure, rule Azure.SQL.DBName: master, model, tempdb).
+RESERVED_DATABASE_NAMES = ("master", "model", "tempdb")
+# Microsoft Learn, "Use tags to organize your Azure resources", Limitations: 50 tags per
+# resource; names up to 512 characters and values up to 256, but storage accounts allow tag
+# names of only 128, and every tag here lands on the storage account too. The tool adds 2.
+TAG_NAME_MAX, TAG_VALUE_MAX, TAGS_MAX = 128, 256, 50 - 2
+# Numeric fields: TOML `true` would otherwise be read as 1 by pydantic's lax mode.
+_NUMBER_FIELDS = ("sql_max_vcores", "sql_min_capacity", "sql_auto_pause_minutes",
+                  "blob_soft_delete_days", "log_retention_days", "cpu", "min_replicas",
+                  "max_replicas", "workers", "poll_interval", "concurrency", "timeout_minutes")
 # odbc_repository_url / odbc_key_url: scheme, host (name or IPv4), optional port, path.
 _ODBC_URL = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%+/-]*)?")
 
@@ -243,6 +260,31 @@ class Settings(BaseModel):
                 )
         return value
 
+    @field_validator(*_NUMBER_FIELDS, mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not true/false (got {str(value).lower()})")
+        return value
+
+    @field_validator("sql_max_vcores")
+    @classmethod
+    def _serverless_size(cls, value: int) -> int:
+        if value not in SERVERLESS_MAX_VCORES:
+            raise ValueError(
+                f"GP_S_Gen5_{value} is not a serverless size; use one of "
+                f"{', '.join(map(str, SERVERLESS_MAX_VCORES))}"
+            )
+        return value
+
+    @field_validator("sql_database_name")
+    @classmethod
+    def _not_reserved(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() in RESERVED_DATABASE_NAMES:
+            raise ValueError(f"{value!r} is reserved by Azure SQL ({', '.join(RESERVED_DATABASE_NAMES)}); "
+                             "e.g. 'mlflow'")
+        return value
+
     @field_validator("subscription_id")
     @classmethod
     def _valid_subscription(cls, value: str | None) -> str | None:
@@ -258,8 +300,11 @@ class Settings(BaseModel):
     @field_validator("arm_endpoint")
     @classmethod
     def _valid_arm_endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https://[^\s/?#]+(/[^\s?#]*)?", value):
-            raise ValueError("must be an https:// URL, e.g. 'https://management.example.com'")
+        if value is not None and not re.fullmatch(r"https://[^\s/?#@]+(/[^\s?#@]*)?", value):
+            # No `user:password@`: the endpoint is shown by `config` and in messages, and ARM
+            # authenticates with a bearer token, never with URL credentials.
+            raise ValueError("must be an https:// URL without credentials, e.g. "
+                             "'https://management.example.com'")
         return value
 
     @field_validator("mlflow_version")
@@ -272,8 +317,15 @@ class Settings(BaseModel):
     @field_validator("base_image")
     @classmethod
     def _valid_image_ref(cls, value: str) -> str:
-        if not re.fullmatch(r"[\w./:@-]+", value) or value.endswith(":latest"):
-            raise ValueError("must be a pinned image reference such as 'python:3.12.12-slim-bookworm'")
+        # Docker's reference grammar (imageref.py); without a tag Docker pulls `latest`, which
+        # moves, so the image would change under the same config: a tag or a digest is required.
+        parts = _image_parts(value)
+        if parts is None or not (parts["tag"] or parts["digest"]) or parts["tag"] == "latest":
+            raise ValueError(
+                "must be a pinned image reference, with a tag other than latest or a digest: "
+                "[registry/]repository:tag[@sha256:digest], e.g. 'python:3.12.12-slim-bookworm' "
+                "(no URL scheme or credentials; registry sign-in is Docker's, not the config's)"
+            )
         return value
 
     @field_validator("odbc_repository_url", "odbc_key_url")
@@ -369,11 +421,18 @@ class Settings(BaseModel):
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
+        if len(value) > TAGS_MAX:
+            raise ValueError(f"{len(value)} tags: Azure allows 50 per resource and the tool adds 2, "
+                             f"so at most {TAGS_MAX}")
+        for key, tag_value in value.items():
             if key.lower() in {"managed-by", "mlflow-aca-deployment"}:
                 raise ValueError(f"tag {key!r} is set by the tool and cannot be overridden")
-            if not 1 <= len(key) <= 512 or re.search(r"[<>%&\\?/]", key):
-                raise ValueError(f"tag name {key!r} must be 1-512 characters without <>%&\\?/")
+            if not 1 <= len(key) <= TAG_NAME_MAX or re.search(r"[<>%&\\?/]", key):
+                raise ValueError(f"tag name {key[:40]!r} must be 1-{TAG_NAME_MAX} characters (the "
+                                 "limit of the storage account, which carries every tag) without <>%&\\?/")
+            if len(tag_value) > TAG_VALUE_MAX:
+                raise ValueError(f"the value of tag {key[:40]!r} has {len(tag_value)} characters; "
+                                 f"Azure allows {TAG_VALUE_MAX}")
         return value
 
     @model_validator(mode="after")
@@ -415,6 +474,12 @@ class Settings(BaseModel):
             raise ValueError(
                 f"sql_min_capacity ({self.sql_min_capacity}) exceeds sql_max_vcores ({self.sql_max_vcores})"
             )
+        floor = max(0.5, self.sql_max_vcores / 8)
+        if self.sql_min_capacity < floor:
+            raise ValueError(
+                f"sql_min_capacity: {self.sql_min_capacity} is below what GP_S_Gen5_{self.sql_max_vcores} "
+                f"allows; it must be at least {floor:g} (an eighth of sql_max_vcores, at least 0.5)"
+            )
         return self
 
     # --- derived values --------------------------------------------------------------------
@@ -426,7 +491,7 @@ class Settings(BaseModel):
         if not self.subscription_id:
             raise ConfigError(
                 "No Azure subscription is configured.",
-                code="missing_subscription",
+                code="MissingSubscription",
                 hint="Set subscription_id in mlflow-aca.toml, or export AZURE_SUBSCRIPTION_ID "
                 "(or MLFLOW_ACA_SUBSCRIPTION_ID), or pass --subscription-id.",
             )
@@ -552,6 +617,16 @@ def _require_guid(value: str, what: str) -> None:
         ) from None
     if len(value) != 36:
         raise ValueError(f"{value!r} is not {what}: write it as 8-4-4-4-12 hexadecimal digits")
+
+
+def _image_parts(value: str) -> dict[str, str | None] | None:
+    """A reference's name, tag and digest, or None when it is not a reference at all."""
+    match = IMAGE_REFERENCE.fullmatch(value)
+    if match is None or len(match.group("name")) > IMAGE_NAME_MAX:
+        return None
+    rest = value[match.end("name"):]
+    tag, _, digest = rest.partition("@")
+    return {"name": match.group("name"), "tag": tag[1:] or None, "digest": digest or None}
 
 
 def _gi(value: float) -> str:

@@ -11,7 +11,7 @@ from mlflow_aca.azure import apps as azure_apps
 from mlflow_aca.config import Settings
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
-from mlflow_aca.resources import sql
+from mlflow_aca.resources import image_pull, sql
 from mlflow_aca.resources.base import Context, Pending, Resource, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
 from mlflow_aca.resources.signin import AuthConfig
@@ -167,11 +167,12 @@ class ContainerApp(Resource):
     key = "app"
     kind = azure_apps.APP
     deps = ("identity", "registry", "environment", "storage_account", "sql_database",
-            "role_acr_pull", "role_blob_data", "blob_container")
+            "role_acr_pull", "role_blob_data", "blob_container", "image_check")
 
     def __init__(self, image: str | None = None, *, image_step: str | None = None) -> None:
         self.image = image
         self.image_step = image_step
+        self.notes: list[str] = []   # what writing took beyond the usual (waits for image pulls)
         if image_step:
             self.deps = (*self.deps, image_step)
 
@@ -242,6 +243,10 @@ class ContainerApp(Resource):
             fields = self.changes(ctx, desired, with_secret_values(current, secrets))
             if provisioning_state(current) == "failed":
                 fields.append("properties.provisioningState (Failed: reapplied)")
+            stuck = failed_latest_revision(ctx, self, current)
+            if stuck:
+                desired = with_new_revision(desired)
+                fields.append(f"template.revisionSuffix (revision {stuck} failed: a new revision)")
             if ctx.dry_run:
                 fields += _signin_changes(ctx, app_exists=True)
                 return StepResult("update" if fields else "ok", ", ".join(fields), {"changes": fields})
@@ -257,9 +262,68 @@ class ContainerApp(Resource):
         state = self._correct_fqdn(ctx, state)
         self._publish(ctx, state)
         revision = wait_for_healthy_revision(ctx, self)
-        detail = _join(", ".join(fields), *(signin if current is None else []),
+        detail = _join(", ".join(fields), *(signin if current is None else []), *self.notes,
                        f"revision {revision} healthy", reset.detail if reset else "")
         return StepResult(outcome, detail, {"changes": fields, "revision": revision})
+
+    def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+        return self._write(ctx, body)
+
+    def update(self, ctx: Context, body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        return self._write(ctx, body)
+
+    def _write(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the app and wait for its operation, at most timeout_minutes. Container Apps holds
+        the operation while the new revision's image pull fails (a fresh AcrPull grant, not yet
+        propagated: microsoft/azure-container-apps#646) and fails it after a while ("Operation
+        expired"): while the grant is young enough to be still propagating, a new revision is
+        asked for and waited for again, within the same deadline."""
+        deadline = time.monotonic() + ctx.settings.timeout_minutes * 60
+        started, attempts = time.monotonic(), 0
+        while True:
+            attempts += 1
+            operation = azure_apps.begin_write(ctx.session, self.kind, *self.ids(ctx), body=body)
+            watch = PullWatch()
+            try:
+                state = self._await(ctx, operation, watch, deadline, app_image(body))
+            except OperationError as error:
+                failure = image_pull.pull_failure(error.message)
+                age = image_pull.acr_pull_age(ctx) if failure == "denied" else None
+                # Only an operation that expired retrying the pull is retried: one refused at once
+                # has no rights to wait for (no registries entry, no role), and would fail again.
+                expired = "operation expired" in error.message.lower()
+                if failure == "denied" and expired and image_pull.still_propagating(age) \
+                        and time.monotonic() < deadline - ctx.settings.poll_interval:
+                    # Same template, new revision: the pull is tried again by a revision of its own.
+                    body = with_new_revision(body)
+                    continue
+                waited = time.monotonic() - started
+                plain = image_pull.pull_error(ctx, app_image(body), error.message, what="the app", age=age,
+                                              waited=waited if attempts > 1 or watch.seen else None)
+                if plain is None:
+                    raise
+                raise plain from error
+            if watch.seen or attempts > 1:
+                self.notes.append(pull_note(ctx, time.monotonic() - started, attempts, watch))
+            return state
+
+    def _await(self, ctx: Context, operation: Any, watch: PullWatch, deadline: float,
+               image: str) -> dict[str, Any]:
+        """The operation's result; between polls, what the new revision's replicas say about
+        their image pull (for the progress note and the error at the deadline)."""
+        slice_seconds = max(ctx.settings.poll_interval, 1.0)
+        while not operation.wait(min(slice_seconds, max(deadline - time.monotonic(), 0.1))):
+            watch.look(ctx, self)
+            if time.monotonic() >= deadline:
+                text = watch.last or ""
+                raise image_pull.pull_error(ctx, image, text, what="the app",
+                                            waited=ctx.settings.timeout_minutes * 60) or OperationError(
+                    f"Azure did not finish updating the {self.label(ctx)} within "
+                    f"{ctx.settings.timeout_minutes} minutes{f' ({text})' if text else ''}.",
+                    code="AppOperationTimeout",
+                    hint="Azure goes on with the operation: rerun `mlflow-aca deploy` later (it waits for "
+                    "the operation first), or raise timeout_minutes.")
+        return operation.result()
 
     def _correct_fqdn(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         actual = dig(state, "properties.configuration.ingress.fqdn")
@@ -267,6 +331,42 @@ class ContainerApp(Resource):
             return state
         # Azure chose another host name than predicted: the allowed hosts must follow it.
         return self.update(ctx, self.desired(ctx, fqdn=actual), state)
+
+
+class PullWatch:
+    """What the replicas of the app's latest revision say while its operation runs: the last
+    image-pull refusal seen (Container Apps shows ImagePullBackOff and the registry's answer in
+    a replica container's runningStateDetails while it retries)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.last: str | None = None
+
+    def look(self, ctx: Context, app: ContainerApp) -> None:
+        state = app.read(ctx) or {}
+        latest = dig(state, "properties.latestRevisionName")
+        if not latest:
+            return
+        texts = [dig(azure_apps.revision(ctx.session, *app.ids(ctx), latest) or {},
+                     "properties.provisioningError") or ""]
+        for replica in azure_apps.replicas(ctx.session, *app.ids(ctx), latest):
+            texts.append(str(dig(replica, "properties.runningStateDetails") or ""))
+            texts += [str(c.get("runningStateDetails") or "") for c in dig(replica, "properties.containers") or []]
+        refused = [text for text in texts if image_pull.pull_failure(text)]
+        if refused:
+            self.seen, self.last = True, refused[-1]
+
+
+def pull_note(ctx: Context, waited: float, attempts: int, watch: PullWatch) -> str:
+    age = image_pull.acr_pull_age(ctx)
+    granted = f", AcrPull granted {image_pull.describe_age(age)}" if age is not None else ""
+    tries = f" over {attempts} revisions" if attempts > 1 else ""
+    return f"waited {int(waited)} s for the image pull{tries} (registry refused it while the grant propagated{granted})"
+
+
+def app_image(body: dict[str, Any]) -> str:
+    containers = dig(body, "properties.template.containers") or [{}]
+    return str(containers[0].get("image") or "")
 
 
 def _signin_changes(ctx: Context, *, app_exists: bool) -> list[str]:
@@ -295,6 +395,45 @@ def password_from_uri(uri: str | None) -> str | None:
     return unquote(password) if password else None
 
 
+def failed_latest_revision(ctx: Context, app: ContainerApp, current: dict[str, Any]) -> str | None:
+    """The app's latest revision when it failed, else None. A failed revision stays the latest
+    until a PUT changes the template: re-sending an unchanged template (or re-applying a Failed
+    app) starts no new revision, so the rerun would only find the same failure again."""
+    latest = dig(current, "properties.latestRevisionName")
+    if not latest:
+        return None
+    revision = azure_apps.revision(ctx.session, *app.ids(ctx), latest)
+    props = (revision or {}).get("properties", {})
+    return str(latest) if revision_failed(props) else None
+
+
+def revision_failed(props: dict[str, Any]) -> bool:
+    return str(props.get("provisioningState") or "").lower() == "failed" \
+        or str(props.get("runningState") or "").lower() == "failed"
+
+
+def with_new_revision(desired: dict[str, Any]) -> dict[str, Any]:
+    """The app with a fresh `template.revisionSuffix`. The template "defines the desired state of an
+    immutable revision. Any changes to this section will result in a new revision being created"
+    (Microsoft.App REST spec, CommonDefinitions.json `Template`; learn.microsoft.com/azure/
+    container-apps/revisions: "Revision-scope changes"), and the suffix is part of it, so the same
+    image and settings run again as a new revision `<app>--<suffix>`. Chosen over the revision
+    restart action (POST .../revisions/{name}/restart), which restarts the replicas of an existing
+    revision but is documented for picking up secrets, not for re-provisioning a Failed one.
+
+    The suffix is sent only with this PUT: desired states never carry it, so a following deploy
+    (desired a subset of what Azure holds) sees no difference and writes nothing, and a later
+    template change lets Azure name its revision (as `az containerapp update` does: it sends
+    revisionSuffix null unless --revision-suffix is given). A suffix already used is refused
+    (ContainerAppRevisionSuffixExists), hence random. Lower-case alphanumerics and single dashes,
+    starting and ending alphanumeric (azure-cli containerapp _validators.py
+    validate_revision_suffix)."""
+    import secrets as random_source
+
+    template = {**desired["properties"]["template"], "revisionSuffix": f"retry-{random_source.token_hex(4)}"}
+    return {**desired, "properties": {**desired["properties"], "template": template}}
+
+
 def wait_for_healthy_revision(ctx: Context, app: ContainerApp) -> str:
     """Poll until the app's latest revision is healthy; fail with Azure's reason if it cannot be."""
     settings = ctx.settings
@@ -310,6 +449,10 @@ def wait_for_healthy_revision(ctx: Context, app: ContainerApp) -> str:
             health, running = props.get("healthState"), props.get("runningState")
             provisioning = props.get("provisioningState")
             if provisioning == "Failed" or running == "Failed":
+                plain = image_pull.pull_error(ctx, app.image_reference(ctx), str(props.get("provisioningError") or ""),
+                                              what="the app")
+                if plain is not None:
+                    raise plain
                 raise OperationError(
                     f"Revision {latest} failed: {props.get('provisioningError') or running}. "
                     f"{_replica_summary(ctx, resource_group, name, latest)}",
@@ -322,6 +465,10 @@ def wait_for_healthy_revision(ctx: Context, app: ContainerApp) -> str:
             last = f"revision {latest}: provisioning {provisioning}, running {running}, health {health}"
         if time.monotonic() >= deadline:
             detail = _replica_summary(ctx, resource_group, name, latest) if latest else ""
+            plain = image_pull.pull_error(ctx, app.image_reference(ctx), detail, what="the app",
+                                          waited=settings.timeout_minutes * 60)
+            if plain is not None:
+                raise plain
             raise OperationError(
                 f"The app did not become healthy within {settings.timeout_minutes} minutes "
                 f"({last}). {detail}".strip(),

@@ -15,6 +15,7 @@ from typing import Any
 from mlflow_aca.azure import apps as azure_apps
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
+from mlflow_aca.resources import image_pull
 from mlflow_aca.resources.app import (
     VERSION_TAG,
     AppInputs,
@@ -39,6 +40,8 @@ UPGRADE_ARGS = ["import os; from mlflow.db import upgrade; "
                 "upgrade.main(args=[os.environ['MLFLOW_BACKEND_STORE_URI']], prog_name='mlflow db upgrade')"]
 TIMEOUT_SECONDS = 1800
 _FINISHED = {"succeeded", "failed", "stopped", "degraded"}
+# Executions started again while a young AcrPull grant may be what made them fail.
+PULL_RETRIES = 8
 
 
 def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str]) -> dict[str, Any]:
@@ -117,8 +120,8 @@ class MigrationJob(Resource):
             self.create(ctx, desired)
         if not needed:
             return StepResult("updated" if written else "ok", why, {"changes": fields})
-        execution = run_to_completion(ctx, *self.ids(ctx))
-        return StepResult("ran", f"{why}: execution {execution} succeeded")
+        execution, note = run_to_completion(ctx, *self.ids(ctx))
+        return StepResult("ran", f"{why}: execution {execution} succeeded" + (f" {note}" if note else ""))
 
     def secret_aware_changes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
                              stored: dict[str, str]) -> list[str]:
@@ -146,23 +149,58 @@ def _stored_password(ctx: Context, app: ContainerApp, job_secrets: dict[str, str
     return password_from_uri(uri)
 
 
-def run_to_completion(ctx: Context, resource_group: str, job: str) -> str:
+def run_to_completion(ctx: Context, resource_group: str, job: str) -> tuple[str, str]:
+    """Run the job once to success; returns the execution's name and a note on retries.
+
+    An execution whose image cannot be pulled ends Failed, and the execution API says no more
+    than that. While the identity's AcrPull assignment is young enough to be still propagating
+    (image_pull.PROPAGATION_SECONDS), a failed execution is taken for a refused pull and started
+    again, within timeout_minutes: the upgrade is idempotent (Alembic applies only the missing
+    revisions), so running it again after a real failure costs one more failure, not damage.
+    Bounded three ways: PULL_RETRIES executions, the grant's age, timeout_minutes; the waits
+    between them double from half the poll interval, up to a minute (as for PrincipalNotFound in
+    roles.py), which with the default poll interval spans the few minutes a grant usually takes."""
+    deadline = time.monotonic() + ctx.settings.timeout_minutes * 60
+    failed: list[str] = []
+    while True:
+        name, status = _execute(ctx, resource_group, job)
+        if status.lower() == "succeeded":
+            note = (f"after {len(failed)} failed execution{'s' if len(failed) > 1 else ''} "
+                    f"({', '.join(failed)}) while the AcrPull grant propagated") if failed else ""
+            return name, note
+        age = image_pull.acr_pull_age(ctx)
+        pause = min(ctx.settings.poll_interval * (2 ** len(failed)) / 2, 60.0)
+        if image_pull.still_propagating(age) and len(failed) < PULL_RETRIES \
+                and time.monotonic() + pause < deadline:
+            failed.append(name)
+            time.sleep(pause)
+            continue
+        young = image_pull.still_propagating(age)
+        pull = (f" Its identity {ctx.outputs.get('identity', {}).get('client_id')} was granted AcrPull on "
+                f"{ctx.outputs.get('registry', {}).get('login_server')} {image_pull.describe_age(age or 0)}: "
+                "the image pull may still be refused while the grant propagates (up to 10 minutes)."
+                if young else "")
+        raise OperationError(
+            f"The database migration ({job}, execution {name}) ended {status}"
+            f"{f' after {len(failed)} retries' if failed else ''}; the app was not updated and keeps "
+            f"serving its current revision.{pull}",
+            code="MigrationFailed",
+            hint="Rerun `mlflow-aca deploy` in a few minutes." if young else
+            "Read the execution's logs in the Log Analytics workspace "
+            "(ContainerAppConsoleLogs_CL), fix the cause and rerun `mlflow-aca deploy`.",
+        )
+
+
+def _execute(ctx: Context, resource_group: str, job: str) -> tuple[str, str]:
+    """Start an execution and wait until it ends: its name and final status."""
     started = azure_apps.start_job(ctx.session, resource_group, job)
     name = str(started.get("name") or started.get("id", "").rsplit("/", 1)[-1])
     deadline = time.monotonic() + TIMEOUT_SECONDS + 300
     while True:
         execution = azure_apps.job_execution(ctx.session, resource_group, job, name)
         status = str(dig(execution, "properties.status") or "")
-        if status.lower() == "succeeded":
-            return name
         if status.lower() in _FINISHED:
-            raise OperationError(
-                f"The database migration ({job}, execution {name}) ended {status}; the app was not "
-                "updated and keeps serving its current revision.",
-                code="MigrationFailed",
-                hint="Read the execution's logs in the Log Analytics workspace "
-                "(ContainerAppConsoleLogs_CL), fix the cause and rerun `mlflow-aca deploy`.",
-            )
+            return name, status
         if time.monotonic() >= deadline:
             raise OperationError(f"The database migration {name} did not finish in time (status {status}).",
                                  code="MigrationTimeout", hint="Check the job execution in Azure, then rerun.")

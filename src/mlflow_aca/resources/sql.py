@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import secrets
 import string
+import time
 from typing import Any
 
 from mlflow_aca.azure import sql as azure_sql
+from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.redaction import register_secret
 from mlflow_aca.resources.base import Context, Pending, Resource, changed_paths, require_name_available
@@ -16,6 +18,10 @@ from mlflow_aca.resources.base import Context, Pending, Resource, changed_paths,
 # Symbols that need no quoting in shells or ODBC connection strings; URIs encode them anyway.
 _PASSWORD_SYMBOLS = "-_.~!*"
 PASSWORD_KEY = "sql_admin_password"
+# What a server answers (409) while an earlier update of it still runs: ARM's generic code, and the
+# one Azure SQL is reported to use for its own resources (ConflictingDatabaseOperation for a
+# database: Azure/azure-service-operator#1274; the server's counterpart is assumed, not observed).
+BUSY_CODES = frozenset({"AnotherOperationInProgress", "ConflictingServerOperation"})
 
 
 def generate_password(length: int = 32) -> str:
@@ -72,9 +78,21 @@ class SqlServer(Resource):
         return super().create(ctx, body)
 
     def reset_password(self, ctx: Context) -> str:
-        """Give the administrator a new password (when no copy of the old one exists)."""
+        """Give the administrator a new password (when no copy of the old one exists).
+
+        A run killed during its reset leaves that update running in Azure, with the password it set
+        lost: the rerun resets again, and waits (within timeout_minutes) while the server refuses
+        writes because the killed run's update has not finished."""
         password = generate_password()
-        super().update(ctx, _with_password(self.desired(ctx), password), {})
+        deadline = time.monotonic() + ctx.settings.timeout_minutes * 60
+        while True:
+            try:
+                super().update(ctx, _with_password(self.desired(ctx), password), {})
+                break
+            except OperationError as error:
+                if error.code not in BUSY_CODES or time.monotonic() >= deadline:
+                    raise
+                time.sleep(ctx.settings.poll_interval)
         ctx.private[PASSWORD_KEY] = password
         return password
 

@@ -4,7 +4,9 @@ start/stop, and the app's ingress as a virtual host for the CONNECT proxy.
 A PUT whose template differs from the latest revision's (or that names a new revisionSuffix)
 creates a revision `<app>--<suffix>`; configuration-only changes (secrets, ingress) do not,
 as in ACA. The revision becomes Provisioned/Running/Healthy when the app's operation
-succeeds; tests can then make it unhealthy or failed through the control API.
+succeeds; tests can then make it unhealthy or failed through the control API. Before that the
+operation pulls the revision's images (pulls.py): it fails, or waits in ImagePullBackOff while
+pull rights propagate, as Container Apps does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..proxy import VirtualHost
 from ..resources import RG_PREFIX, PutContext, ResourceKind, check_enum, register_kind, resource_not_found
 from ..store import Resource, now_iso
 from . import aca_common as common
+from . import pulls
 from .authconfigs import auth_secret_ref
 from .msi import resolve_identity
 
@@ -83,6 +86,7 @@ class ContainerApps(ResourceKind):
             ctx.on_stored.append(lambda: _add_revision(ctx.app, ctx.id, revision, template, out["latestRevisionFqdn"]))
             ctx.on_success.append(lambda: _revision_ready(ctx.app, ctx.id, revision))
             ctx.on_failure.append(lambda: _revision_failed(ctx.app, ctx.id, revision, ctx.failure))
+            pulls.watch_revision(ctx, revision, template, config, identity)
         else:
             ctx.on_success.append(lambda: _refresh_app(ctx.app, ctx.app.store.get(ctx.id)))
         doc = {"properties": out}
@@ -206,6 +210,7 @@ def _sync_replicas(app: "StandinApp", revision: Resource) -> None:
     for extra in existing[props["replicas"]:]:
         app.store.remove(extra.id)
     healthy = props["healthState"] == "Healthy" and props["runningState"] == "Running"
+    pulling = app.store.pull_waits.get(revision.id.lower())   # the image pull keeps failing (pulls.py)
     for index in range(props["replicas"]):
         if index < len(existing):
             replica = existing[index]
@@ -218,11 +223,12 @@ def _sync_replicas(app: "StandinApp", revision: Resource) -> None:
         restarts = props.get("restartCount", 0)
         replica.properties.update(
             runningState="Running" if healthy else "NotRunning",
-            runningStateDetails="" if healthy else (props.get("provisioningError") or "Container is not ready."),
+            runningStateDetails="" if healthy else (pulling or props.get("provisioningError")
+                                                    or "Container is not ready."),
             containers=[{"name": c["name"], "containerId": "containerd://" + hashlib.sha256(
                 (replica.id + c["name"]).encode()).hexdigest(), "ready": healthy, "started": healthy,
                 "restartCount": restarts, "runningState": "Running" if healthy else "Waiting",
-                "runningStateDetails": "" if healthy else "CrashLoopBackOff",
+                "runningStateDetails": "" if healthy else "ImagePullBackOff" if pulling else "CrashLoopBackOff",
                 "logStreamEndpoint": f"https://{revision.doc['name']}.logstream.azurecontainerapps.dev",
                 "execEndpoint": f"wss://{revision.doc['name']}.exec.azurecontainerapps.dev"}
                 for c in props["template"].get("containers", [])])
@@ -403,3 +409,6 @@ def register(app: "StandinApp") -> None:
     add("GET", item + "/revisions/{revisionName}/replicas", lambda r: list_replicas(app, kind, r), **opts)
     add("GET", item + "/revisions/{revisionName}/replicas/{replicaName}", lambda r: get_replica(app, kind, r), **opts)
     app.hosts.append(lambda host: resolve_host(app, host))
+    # The registries apps pull from, when no real registry stands behind them (add_registry_image).
+    from .. import registry_catalog
+    registry_catalog.register(app)

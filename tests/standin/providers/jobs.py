@@ -2,19 +2,22 @@
 
 `start` completes once the execution has started (the LRO's final Location poll answers
 `{name, id}`); the execution itself runs for the `jobExecutions` latency and then ends
-Succeeded, or with the outcome a test set through `set_job_execution_outcome`.
+Succeeded, or with the outcome a test set through `set_job_execution_outcome`, or Failed when its
+images cannot be pulled at start (pulls.py).
 """
 
 from __future__ import annotations
 
 import copy
 import random
+import time
 from typing import TYPE_CHECKING
 
 from ..arm import Request, Response, bad_request, not_found
 from ..resources import RG_PREFIX, PutContext, ResourceKind, check_enum, register_kind, resource_not_found
 from ..store import Resource, now_iso
 from . import aca_common as common
+from . import pulls
 from .msi import resolve_identity
 
 if TYPE_CHECKING:
@@ -99,11 +102,17 @@ def start(app: "StandinApp", kind: Jobs, req: Request) -> Response:
                                                                             "template": template}}))
     outcome = app.store.job_outcomes.get(job.id.lower(), "Succeeded")
     run = app.store.new_operation(rid, "action", app.latency.seconds("jobExecutions"))
+    # The execution's replica pulls its images when it starts: a pull that fails then (tag absent,
+    # no pull rights, rights not yet propagated) ends the execution Failed (pulls.py).
+    pull = pulls.check(app, template, job.properties["configuration"], job.doc.get("identity"), time.time())
+    if not pull.ok:
+        run.failure = ("ImagePullFailure", pulls.backoff_reason(pull))
 
-    def finished() -> None:
+    def finished(status: str) -> None:
         if execution.properties["status"] == "Running":
-            execution.properties.update(status=outcome, endTime=now_iso())
-    run.on_success.append(finished)
+            execution.properties.update(status=status, endTime=now_iso())
+    run.on_success.append(lambda: finished(outcome))
+    run.on_failure.append(lambda: finished("Failed"))
     started = app.begin_operation(req, rid, "action", "jobStart")
     started.result = lambda: {"name": name, "id": rid}
     return Response(202, None, {"Location": app.operation_url(req, started, kind.namespace, job.doc["location"],

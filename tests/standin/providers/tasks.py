@@ -10,6 +10,11 @@ the run as ACR would) and writes a log shaped like ACR's, one line per Dockerfil
 revealed over the run's duration (the latency model's `runs`; instant at latency 0). A run
 succeeds unless an `lro_failed` fault matched its `scheduleRun` (the run then fails with that
 fault's message). `tasks_not_allowed()` in faults.py is the refusal free-trial subscriptions get.
+
+`scheduleRun` answers 200 with the queued Run, as the 2025-03-01-preview spec lists; an `accepted`
+fault (`schedule_run_accepted()`) makes it answer 202 with Location and Azure-AsyncOperation
+instead, the form the 2019-06-01-preview spec allows (`x-ms-long-running-operation`, 200/202);
+the Location link then answers the Run.
 """
 
 from __future__ import annotations
@@ -171,7 +176,9 @@ def schedule_run(app: "StandinApp", req: Request) -> Response:
         raise bad_request("InvalidSourceLocation", f"The source location '{source}' was not found: upload the "
                           "source to the URL from listBuildSourceUploadUrl first.")
     steps, problem = _dockerfile_steps(archive, dockerfile)
-    failure = problem or (req.lro_failure[1] if req.lro_failure else None)
+    # An `accepted` fault marks the request as lro_failed ones do (faults.py); it is no failure.
+    accepted = req.fault == "accepted"
+    failure = problem or (req.lro_failure[1] if req.lro_failure and not accepted else None)
     run_number = 1 + sum(1 for r in app.store.of_type(RUN_TYPE, registry.id))
     run_id = f"ca{run_number}"
     now = time.time()
@@ -185,8 +192,32 @@ def schedule_run(app: "StandinApp", req: Request) -> Response:
     state = RunState(resource=res, login_server=registry.properties["loginServer"], images=images,
                      push=bool(body.get("isPushEnabled")), created=now,
                      duration=app.latency.seconds("runs"), steps=steps, failure=failure)
+    if state.push and not failure:
+        # The pushed image lands in the registry the stand-in's pulls and image checks read
+        # (registry_catalog.py). Already now rather than when the run ends: clients wait for the
+        # run's end before they use the image, and the log shows the digest while it runs.
+        from .. import registry_catalog
+
+        digests = [registry_catalog.add_image(app, f"{state.login_server}/{image}")["digest"] for image in images]
+        state.digest = digests[0]
     app.store.runs[res.id.lower()] = state
+    if accepted:
+        return _accepted(app, req, registry, state)
     return Response(200, state.render())
+
+
+def _accepted(app: "StandinApp", req: Request, registry: Resource, state: RunState) -> Response:
+    """202 with both polling links; the operation ends at once (scheduling is quick, the run itself
+    goes on), the Location link then answering the Run as it is."""
+    # No measured figure for how long Azure takes to queue a run: the latency of a job start.
+    op = app.begin_operation(req, state.resource.id, "action", "jobStart")
+    op.failure = None
+    op.result = state.render
+    location = registry.doc.get("location") or "global"
+    return Response(202, None, {
+        "Location": app.operation_url(req, op, NAMESPACE, location, "operationResults"),
+        "Azure-AsyncOperation": app.operation_url(req, op, NAMESPACE, location, "operationStatuses"),
+        "Retry-After": "0"})
 
 
 def get_run(app: "StandinApp", req: Request) -> Response:
