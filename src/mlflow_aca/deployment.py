@@ -17,6 +17,7 @@ from mlflow_aca.resources.group import ResourceGroup
 from mlflow_aca.resources.identity import Identity
 from mlflow_aca.resources.image import ImageCheck
 from mlflow_aca.resources.job import MigrationJob
+from mlflow_aca.resources.ownership import preflight
 from mlflow_aca.resources.registry import Registry
 from mlflow_aca.resources.roles import RoleAssignment
 from mlflow_aca.resources.signin import signin_resources
@@ -112,12 +113,26 @@ def execute(ctx: Context, steps: Iterable[Step], reporter: Any) -> Outcome:
     return Outcome(results={s.key: results[s.key] for s in steps}, labels=labels, outputs=ctx.outputs)
 
 
+def claim_all(ctx: Context, *, app: ContainerApp | None = None, lookups: tuple[str, ...] = ()) -> None:
+    """Before any write, and in plans too: every existing resource the command touches is the
+    tool's own or adopted (ownership.preflight). `lookups` are only read (deploy's prerequisites)."""
+    resources: list[Resource] = list(infrastructure(ctx))
+    if lookups:
+        resources = [r for r in resources if r.key in lookups]
+    if app is not None:
+        resources += [app, MigrationJob(app)]
+    preflight(ctx, resources, lookups=lookups)
+
+
 def provision(ctx: Context, reporter: Any) -> Outcome:
+    claim_all(ctx)
     return execute(ctx, provision_steps(ctx), reporter)
 
 
 def deploy(ctx: Context, reporter: Any, *, image: str | None = None) -> Outcome:
-    return execute(ctx, deploy_steps(ctx, ContainerApp(image)), reporter)
+    app = ContainerApp(image)
+    claim_all(ctx, app=app, lookups=APP_PREREQUISITES)
+    return execute(ctx, deploy_steps(ctx, app), reporter)
 
 
 def up(ctx: Context, reporter: Any, *, image_steps: list[Step] | None = None,
@@ -126,18 +141,22 @@ def up(ctx: Context, reporter: Any, *, image_steps: list[Step] | None = None,
     (when given) overlaps provisioning."""
     image_steps = image_steps or []
     app = ContainerApp(image, image_step=image_steps[-1].key if image_steps else None)
+    claim_all(ctx, app=app)
     return execute(ctx, provision_steps(ctx) + image_steps + app_steps(ctx, app), reporter)
 
 
 def plan_provision(ctx: Context, reporter: Any) -> Outcome:
     assert ctx.dry_run, "a plan needs a dry-run context"
+    claim_all(ctx)
     return execute(ctx, provision_steps(ctx), reporter)
 
 
 def plan(ctx: Context, reporter: Any, *, image: str | None = None) -> Outcome:
     """provision + deploy read-only: every resource's create / update (fields) / ok."""
     assert ctx.dry_run, "plan needs a dry-run context"
-    return execute(ctx, provision_steps(ctx) + app_steps(ctx, ContainerApp(image)), reporter)
+    app = ContainerApp(image)
+    claim_all(ctx, app=app)
+    return execute(ctx, provision_steps(ctx) + app_steps(ctx, app), reporter)
 
 
 def close(ctx: Context) -> None:

@@ -36,7 +36,7 @@ DOCKER_HUB_REGISTRY = "registry-1.docker.io"
 OFFICIAL_PREFIX = "library/"
 DEFAULT_TAG = "latest"
 TIMEOUT = 30
-# What a registry may answer for a tag: Docker and OCI manifests and indexes (as push asks).
+# What a registry may answer for a tag: Docker and OCI manifests and indexes (push and the check ask the same).
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -148,7 +148,7 @@ def _anonymous_token(location: ImageLocation, params: dict[str, str]) -> str | N
     if not answer.ok:
         _fail_unless_client_error(answer, location, "get an anonymous token")
         return None
-    body = _json(answer)
+    body = json_object(answer)
     token = body.get("token") or body.get("access_token")
     if not token:
         return None
@@ -179,7 +179,8 @@ def _request(method: str, url: str, location: ImageLocation, **kwargs: Any) -> A
                              code="RegistryUnreachable", hint=UNREACHABLE_HINT) from None
 
 
-def _json(response: Any) -> dict[str, Any]:
+def json_object(response: Any) -> dict[str, Any]:
+    """The response's JSON object; empty when the body is not one (registries answer HTML too)."""
     try:
         body = response.json()
     except ValueError:

@@ -108,7 +108,6 @@ def test_a_dropped_post_is_retried_like_other_requests(deployment):
 
 
 def test_a_rerun_after_a_killed_password_reset_waits_for_the_server(make_deployment):
-    import signal
     import subprocess
     import sys
     import time

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qsl, urlsplit
 
 from . import metadata
 from .arm import ArmError, DropConnection, Request, Response, Router, check_api_version, conflict, not_found
@@ -70,6 +71,23 @@ class StandinApp:
             return self._fault(req) or handler(req)
 
         return self._answer(req, produce)
+
+    def serve_host(self, host: str, method: str, target: str, headers: dict, body: str | None,
+                   operation: Callable[[Request], tuple[int, bytes, dict]]) -> tuple[int, bytes, dict] | Response:
+        """A request to a virtual host's full HTTP service (`proxy.VirtualHost.handle`), through
+        serve_data_plane: `operation`'s (status, body, headers), or the Response of a fault that
+        answered instead (each service renders that in its own error format)."""
+        parts = urlsplit(target)
+        req = Request(method=method, path=parts.path, query=dict(parse_qsl(parts.query)), headers=headers,
+                      body=body, base_url=f"https://{host}", raw_query=parts.query)
+        answer: dict = {}
+
+        def handler(request: Request) -> Response:
+            answer["result"] = operation(request)
+            return Response(answer["result"][0])
+
+        response = self.serve_data_plane(req, handler)
+        return answer.get("result") or response
 
     def _answer(self, req: Request, produce: Callable[[], Response]) -> Response:
         """Turn ARM errors into responses and log every request, answered or dropped."""

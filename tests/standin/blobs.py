@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Callable
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode
 
 from .arm import Request, Response
 from .proxy import VirtualHost
@@ -84,21 +84,12 @@ def register(app: "StandinApp") -> None:
 
 
 def _serve(app: "StandinApp", method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, dict]:
-    parts = urlsplit(target)
-    req = Request(method=method, path=parts.path, query=dict(parse_qsl(parts.query)), headers=headers,
-                  body=None, base_url=f"https://{host(app)}", raw_query=parts.query)
-    answer: dict = {}
-
-    def handler(request: Request) -> Response:
-        status, payload, extra = _blob_operation(app, request, body)
-        answer.update(status=status, payload=payload, headers=extra)
-        return Response(status)
-
-    response = app.serve_data_plane(req, handler)
-    if not answer:  # a fault answered
-        return _error(response.status, (response.body or {}).get("error", {}).get("code", "InternalError"),
-                      (response.body or {}).get("error", {}).get("message", ""))
-    return answer["status"], answer["payload"], answer["headers"]
+    answer = app.serve_host(host(app), method, target, headers, None,
+                            lambda request: _blob_operation(app, request, body))
+    if isinstance(answer, Response):  # a fault answered
+        return _error(answer.status, (answer.body or {}).get("error", {}).get("code", "InternalError"),
+                      (answer.body or {}).get("error", {}).get("message", ""))
+    return answer
 
 
 def _blob_operation(app: "StandinApp", req: Request, body: bytes) -> tuple[int, bytes, dict]:

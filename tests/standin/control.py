@@ -20,7 +20,7 @@ from typing import Any
 
 from .arm import Request, Response
 from .auth import TOKEN_LIFETIME
-from . import easyauth
+from . import easyauth, logstreams
 from .faults import Fault
 from .latency import parse_scale
 from .providers import containerapps
@@ -38,7 +38,7 @@ class Control:
                   "registry_images", "set_role_propagation_delay", "set_pull_timeout", "identity_http",
                   "identity_requests",
                   "deny_app_registration", "register_application", "add_directory_object", "graph_objects",
-                  "set_browser_user")
+                  "set_browser_user", "append_app_logs", "refuse_log_tokens", "log_tokens")
 
     def reset(self) -> None:
         """Forget every resource, fault, log entry and setting (latency is kept)."""
@@ -121,14 +121,15 @@ class Control:
 
     def set_revision_state(self, app_id: str, revision: str | None = None, *, health: str | None = None,
                            running_state: str | None = None, provisioning_state: str | None = None,
-                           provisioning_error: str | None = None, restart_count: int | None = None) -> dict:
+                           provisioning_error: str | None = None, restart_count: int | None = None,
+                           replicas: int | None = None) -> dict:
         """Change a revision (default: the app's latest) and what its app and replicas report."""
         with self.app.store.lock:
             self.app.store.settle()
             return containerapps.set_revision_state(
                 self.app, app_id, revision, health=health, running_state=running_state,
                 provisioning_state=provisioning_state, provisioning_error=provisioning_error,
-                restart_count=restart_count)
+                restart_count=restart_count, replicas=replicas)
 
     def set_job_execution_outcome(self, job_id: str, status: str) -> None:
         """Executions started from now on end with `status` (Succeeded, Failed, ...)."""
@@ -139,6 +140,19 @@ class Control:
         MLflow's /health and /version itself (`version` sets the version text)."""
         with self.app.store.lock:
             containerapps.set_endpoint(self.app, app_id, backend=backend, version=version)
+
+    def append_app_logs(self, resource_id: str, lines: list[str], system: bool = False) -> None:
+        """Feed lines to the log stream of an app (its console, or with `system` its system events)
+        or of a job execution (its id); followed streams send them at once (logstreams.py)."""
+        logstreams.append(self.app, resource_id, lines, system=system)
+
+    def refuse_log_tokens(self, refused: bool = True) -> None:
+        """The log streams refuse every token (401), as for a token that expired or was revoked."""
+        logstreams.refuse(self.app, refused)
+
+    def log_tokens(self) -> list[str]:
+        """The log-stream tokens issued so far (to check that none was printed)."""
+        return logstreams.issued(self.app)
 
     def auth_requests(self, app_id: str | None = None) -> list[dict]:
         """The built-in authentication layer's decisions, oldest first (optionally for one app):

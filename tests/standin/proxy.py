@@ -94,6 +94,9 @@ class _VirtualHostHandler(http.server.BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         if self.vhost.handle is not None:
             status, payload, extra = self.vhost.handle(self.command, self.path, headers, body)
+            if not isinstance(payload, (bytes, bytearray)):   # a stream (a followed log): chunked
+                self._stream(status, extra, payload)
+                return
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)
@@ -113,6 +116,41 @@ class _VirtualHostHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def _stream(self, status: int, extra: dict, pieces: Iterator[bytes]) -> None:
+        """Send `pieces` as they come, chunked; an empty piece is a tick with nothing to send, on
+        which a client that has gone (Ctrl-C on a follow) ends the stream."""
+        self.close_connection = True
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for piece in pieces:
+                if piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                elif _client_gone(self.connection):
+                    return
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            return
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    """The client closed its side (readable with nothing to read: EOF, or a TLS close)."""
+    import select
+
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and not conn.recv(1)
+    except (OSError, ValueError, ssl.SSLError):
+        return True
 
 
 class _AppHandler(http.server.BaseHTTPRequestHandler):

@@ -218,22 +218,12 @@ def _sign(app: "StandinApp", host: str, subject: str, access: list[dict], ttl: i
 
 def _serve(app: "StandinApp", host: str, method: str, target: str, headers: dict,
            body: bytes) -> tuple[int, bytes, dict]:
-    parts = urlsplit(target)
-    req = Request(method=method, path=parts.path, query=dict(parse_qsl(parts.query)), headers=headers,
-                  body=body.decode("utf-8", errors="replace") if body else None, base_url=f"https://{host}",
-                  raw_query=parts.query)
-    answer: dict = {}
-
-    def handler(request: Request) -> Response:
-        status, payload, extra = _operation(app, host, request)
-        answer.update(status=status, payload=payload, headers=extra)
-        return Response(status)
-
-    response = app.serve_data_plane(req, handler)
-    if not answer:  # a fault answered
-        return response.status, json.dumps(response.body or {}).encode(), {
-            "Content-Type": "application/json; charset=utf-8", **response.headers}
-    return answer["status"], answer["payload"], answer["headers"]
+    answer = app.serve_host(host, method, target, headers, body.decode("utf-8", errors="replace") if body else None,
+                            lambda request: _operation(app, host, request))
+    if isinstance(answer, Response):  # a fault answered
+        return answer.status, json.dumps(answer.body or {}).encode(), {
+            "Content-Type": "application/json; charset=utf-8", **answer.headers}
+    return answer
 
 
 def _operation(app: "StandinApp", host: str, req: Request) -> tuple[int, bytes, dict]:

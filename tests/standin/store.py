@@ -93,6 +93,7 @@ class Store:
             self.role_propagation_delay = 0.0         # seconds before a role assignment reaches data planes
             self.pull_timeout = 900.0                 # seconds a revision keeps retrying a failing pull
             self.pull_waits: dict[str, str] = {}      # lower revision id -> why its replica waits (ImagePullBackOff)
+            self.log_state: Any = None                # logstreams.LogState: log-stream tokens and fed lines
 
     # -- resources -------------------------------------------------------------------------
     def get(self, rid: str) -> Resource | None:

@@ -21,18 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_aca.azure.session import AzureSession
+from mlflow_aca.distribution import MANIFEST_TYPES, json_object
 from mlflow_aca.errors import OperationError
 from mlflow_aca.redaction import register_secret
 
 ACR_USER = "00000000-0000-0000-0000-000000000000"
 TIMEOUT = 30
-# What a registry may answer for a tag: Docker and OCI manifests and indexes.
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
 # The codes a failed sign-in or lookup raises (see _call).
 CHECK_FAILURES = frozenset({"RegistrySignInFailed", "RegistryAccessDenied", "RegistryUnreachable",
                             "RegistryUnavailable"})
@@ -67,7 +61,7 @@ def sign_in(session: AzureSession, login_server: str) -> RegistryLogin:
     answer = _call("POST", f"https://{login_server}/oauth2/exchange", f"sign in to the registry {login_server}",
                    data=form, hint="The registry refused the Entra token. " + DENIED_HINT,
                    code="RegistrySignInFailed")
-    refresh = _json(answer).get("refresh_token")
+    refresh = json_object(answer).get("refresh_token")
     if not refresh:
         raise OperationError(f"The registry {login_server} answered the token exchange without a refresh token.",
                              code="RegistrySignInFailed")
@@ -82,7 +76,7 @@ def access_token(login: RegistryLogin, scope: str) -> str:
                    data={"grant_type": "refresh_token", "service": login.login_server, "scope": scope,
                          "refresh_token": login.refresh_token},
                    hint=DENIED_HINT, code="RegistryAccessDenied")
-    token = _json(answer).get("access_token")
+    token = json_object(answer).get("access_token")
     if not token:
         raise OperationError(f"The registry {login.login_server} granted no token for {scope}.",
                              code="RegistryAccessDenied", hint=DENIED_HINT)
@@ -147,21 +141,12 @@ def _backoff(response: Any, attempt: int) -> float:
 
 def _registry_error(response: Any) -> tuple[str, str]:
     """The registry's `{"errors": [{code, message}]}`, or ARM's `{"error": {code, message}}`."""
-    body = _json(response)
+    body = json_object(response)
     errors = body.get("errors")
     error = errors[0] if isinstance(errors, list) and errors else body.get("error")
     if isinstance(error, dict):
         return str(error.get("code") or response.status_code), str(error.get("message") or response.reason)
     return f"HTTP{response.status_code}", response.reason or "no details"
-
-
-def _json(response: Any) -> dict[str, Any]:
-    """The response's JSON object; empty when the body is not one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _claim(jwt: str, name: str) -> str | None:

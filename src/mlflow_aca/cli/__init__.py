@@ -12,6 +12,7 @@ from mlflow_aca.cli import (  # noqa: F401 - importing registers the commands
     deploy,
     env,
     init,
+    logs,
     plan,
     provision,
     push,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from mlflow_aca.cli.adopt import AdoptOption, adopted
 from mlflow_aca.cli.app import app
 from mlflow_aca.cli.render import outcome_table
 from mlflow_aca.cli.runtime import Run, command
 
 
 @command(app, "plan", "Show what provision and deploy would create, change or leave; writes nothing.")
-def plan(run: Run) -> None:
+def plan(run: Run, adopt: AdoptOption = None) -> None:
     from mlflow_aca import deployment
 
     with run.azure(dry_run=True) as ctx, run.progress() as reporter:
+        ctx.adopt = adopted(adopt)
         outcome = deployment.plan(ctx, reporter)
     data = {**outcome.as_data(), "sign_in": ctx.settings.describe_sign_in()}
 

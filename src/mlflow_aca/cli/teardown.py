@@ -1,8 +1,9 @@
-"""`mlflow-aca teardown`: delete compute; keep data unless --delete-data (SPEC §6)."""
+"""`mlflow-aca teardown`: delete compute; keep data unless --delete-data (SPEC §6). What will be
+deleted and kept is listed before anything is asked or deleted."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,20 +13,45 @@ from mlflow_aca.cli.runtime import Run, command
 
 
 @command(app, "teardown", "Delete the container app and its environment; SQL, storage, registry, "
-         "identity and logs stay. --delete-data deletes every tagged resource.")
+         "identity and logs stay. --delete-data deletes every resource the tool created.")
 def teardown(
     run: Run,
     delete_data: Annotated[bool, typer.Option("--delete-data", help="Also delete data: every "
-                                              "resource the tool tagged (asks you to type the "
-                                              "deployment name; --yes without a TTY).")] = False,
+                                              "resource the tool created (never one it adopted or "
+                                              "found; asks you to type the deployment name; --yes "
+                                              "without a TTY).")] = False,
 ) -> None:
     from mlflow_aca import teardown as teardown_module
+    from mlflow_aca.errors import UsageError
 
     settings = run.settings()
-    if delete_data:
-        run.confirm(f"This deletes every experiment, run and artifact of deployment "
-                    f"{settings.name!r}, and all its resources.", expected=settings.name)
-    with run.azure() as ctx, run.progress() as reporter:
-        outcome = teardown_module.teardown(ctx, reporter, delete_data=delete_data)
-    data = {"delete_data": delete_data, **outcome.as_data()}
-    run.succeed(data, lambda out: outcome_table(out, data, title="Teardown"))
+    with run.azure() as ctx:
+        survey = teardown_module.survey(ctx, delete_data=delete_data)
+        run.note(survey.describe(settings.name))
+        if delete_data:
+            try:
+                run.confirm(f"This deletes the {len(survey.delete)} resources listed above, with every "
+                            f"experiment, run and artifact of deployment {settings.name!r}.",
+                            expected=settings.name)
+            except UsageError as error:
+                error.data = {"delete_data": delete_data, **survey.as_data()}
+                raise
+        with run.progress() as reporter:
+            outcome = teardown_module.teardown(ctx, reporter, delete_data=delete_data)
+    result = outcome.as_data()
+    listed = {entry["key"] for entry in survey.keep}
+    # What stayed: as surveyed, plus anything a step found not to be the tool's at its DELETE.
+    kept = survey.keep + [{"key": row["key"], "resource": row["resource"], "reason": row["detail"]}
+                          for row in result["resources"] if row["outcome"] == "kept" and row["key"] not in listed]
+    data = {"delete_data": delete_data, **survey.as_data(), **result, "kept": kept,
+            "next_steps": survey.next_steps()}
+
+    def show(out: Any) -> None:
+        outcome_table(out, data, title="Teardown")
+        if data["kept"]:
+            out.print("\nKept:", markup=False)
+            for row in data["kept"]:
+                out.print(f"  - {row['resource']} ({row['reason']})", markup=False)
+        out.print(f"\n{data['next_steps']}", markup=False)
+
+    run.succeed(data, show)

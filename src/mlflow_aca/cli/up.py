@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from mlflow_aca.cli.adopt import AdoptOption, adopted
 from mlflow_aca.cli.app import app
 from mlflow_aca.cli.build import BUILD_ARG_HELP, REMOTE_HELP
 from mlflow_aca.cli.render import outcome_table
@@ -22,6 +23,7 @@ def up(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use cached layers.")] = False,
     build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help=BUILD_ARG_HELP,
                                                         show_default=False)] = None,
+    adopt: AdoptOption = None,
 ) -> None:
     from mlflow_aca import deployment
     from mlflow_aca import image as images
@@ -39,6 +41,7 @@ def up(
     if use_remote and remote is None:
         run.note("No Docker engine answers here: building in Azure with ACR Tasks (--local to refuse).")
     with run.azure() as ctx, run.progress() as reporter:
+        ctx.adopt = adopted(adopt)
         steps = [] if image else images.image_steps(ctx, reporter, remote=use_remote, options=options)
         outcome = deployment.up(ctx, reporter, image_steps=steps, image=image)
     data = outcome.as_data()

@@ -12,7 +12,7 @@ from mlflow_aca.config import Settings
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.resources import image_pull, sql
-from mlflow_aca.resources.base import Context, Pending, Resource, provisioning_state
+from mlflow_aca.resources.base import Context, Pending, Resource, adoption_note, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
 from mlflow_aca.resources.signin import AuthConfig
 from mlflow_aca.resources.util import dig
@@ -166,6 +166,7 @@ def container_app_spec(settings: Settings, inputs: AppInputs, tags: dict[str, st
 class ContainerApp(Resource):
     key = "app"
     kind = azure_apps.APP
+    tagged = True
     deps = ("identity", "registry", "environment", "storage_account", "sql_database",
             "role_acr_pull", "role_blob_data", "blob_container", "image_check")
 
@@ -230,9 +231,11 @@ class ContainerApp(Resource):
 
     def ensure(self, ctx: Context) -> StepResult:
         current, secrets = self.read_with_secrets(ctx)
+        status = self.claim(ctx, current)
         stored_uri = secrets.get(BACKEND_SECRET)
         reset = sql.ensure_password_known(ctx, sql.SqlServer(), password_from_uri(stored_uri))
-        desired = self.desired(ctx)
+        desired = self.claimed(ctx, self.desired(ctx), current, status)
+        adoption = adoption_note(status, ctx.dry_run)
         if current is None:
             if ctx.dry_run:
                 signin = _signin_changes(ctx, app_exists=False)
@@ -249,7 +252,8 @@ class ContainerApp(Resource):
                 fields.append(f"template.revisionSuffix (revision {stuck} failed: a new revision)")
             if ctx.dry_run:
                 fields += _signin_changes(ctx, app_exists=True)
-                return StepResult("update" if fields else "ok", ", ".join(fields), {"changes": fields})
+                return StepResult("update" if fields else "ok", _join(", ".join(fields), adoption),
+                                  {"changes": fields})
             state = self.update(ctx, desired, current) if fields else current
             outcome = "updated" if fields else "ok"
         # Sign-in goes on as soon as the app exists, before its revision is waited for: the
@@ -263,7 +267,7 @@ class ContainerApp(Resource):
         self._publish(ctx, state)
         revision = wait_for_healthy_revision(ctx, self)
         detail = _join(", ".join(fields), *(signin if current is None else []), *self.notes,
-                       f"revision {revision} healthy", reset.detail if reset else "")
+                       f"revision {revision} healthy", reset.detail if reset else "", adoption)
         return StepResult(outcome, detail, {"changes": fields, "revision": revision})
 
     def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:

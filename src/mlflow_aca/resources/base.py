@@ -17,9 +17,10 @@ from mlflow_aca.cloud import Cloud
 from mlflow_aca.config import Names, Settings
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import Step, StepResult
+from mlflow_aca.resources import ownership
+from mlflow_aca.resources.ownership import ADOPTED, ADOPTING, DEPLOYMENT_TAG, FOREIGN, MANAGED_BY, OURS
 
-MANAGED_BY = ("managed-by", "mlflow-aca")
-DEPLOYMENT_TAG = "mlflow-aca-deployment"
+__all__ = ["DEPLOYMENT_TAG", "MANAGED_BY"]
 
 
 class Pending(str):
@@ -39,6 +40,8 @@ class Context:
     # Values handed from one step to another inside this process only (e.g. a generated
     # password between provision and deploy in `up`); never printed.
     private: dict[str, Any] = field(default_factory=dict)
+    # Existing resources the operator adopts in this command (--adopt: names or step keys).
+    adopt: frozenset[str] = frozenset()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -78,6 +81,9 @@ class Resource:
     key: str = ""
     kind: Kind
     deps: tuple[str, ...] = ()
+    # Carries tags itself, so its ownership is checked on its own (see ownership.py); the others
+    # are owned through their parent.
+    tagged: bool = False
     # REST paths whose values Azure does not return (write-only) or manages itself.
     ignored: tuple[str, ...] = ()
 
@@ -94,6 +100,10 @@ class Resource:
 
     def label(self, ctx: Context) -> str:
         return f"{self.kind.label} {self.ids(ctx)[-1]}"
+
+    def name(self, ctx: Context) -> str:
+        """The resource's own name (what --adopt accepts besides the step key)."""
+        return self.ids(ctx)[-1]
 
     # --- behaviour (override where Azure needs it) ------------------------------------------
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -128,10 +138,34 @@ class Resource:
             current = self.read(ctx)
         return current
 
+    # --- ownership (ownership.py) --------------------------------------------------------------
+    def claim(self, ctx: Context, current: dict[str, Any] | None) -> str:
+        """ours, adopted or adopting (named in --adopt now) for an existing tagged resource;
+        a foreign one the operator did not adopt stops the command (the preflight stopped it
+        already before any write; this is the same rule where the write happens)."""
+        if current is None or not self.tagged:
+            return OURS
+        status = ownership.owner(current.get("tags"), ctx.settings.name)
+        if status != FOREIGN:
+            return status
+        if ownership.requested(ctx, self):
+            return ADOPTING
+        raise ownership.foreign_error(ctx, [(self, current)])
+
+    def claimed(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None,
+                status: str) -> dict[str, Any]:
+        """The desired state as this resource's owner may write it: an adopted resource keeps its
+        own tags and gains the adoption record instead of the tool's ownership tags."""
+        if status == OURS or "tags" not in desired:
+            return desired
+        tags = ownership.adopted_tags(desired["tags"], (current or {}).get("tags"), ctx.settings.name)
+        return {**desired, "tags": tags}
+
     # --- the verbs every command uses -------------------------------------------------------
     def ensure(self, ctx: Context) -> StepResult:
         current = self.settled_read(ctx)
-        desired = self.desired(ctx)
+        status = self.claim(ctx, current)
+        desired = self.claimed(ctx, self.desired(ctx), current, status)
         if current is None:
             if ctx.dry_run:
                 self._publish(ctx, _pending_state(desired))
@@ -145,9 +179,10 @@ class Resource:
         if fields and not ctx.dry_run:
             current = self.update(ctx, desired, current)
         self._publish(ctx, current)
+        note = adoption_note(status, ctx.dry_run)
         if not fields:
-            return StepResult("ok")
-        return StepResult("update" if ctx.dry_run else "updated", ", ".join(fields),
+            return StepResult("ok", note)
+        return StepResult("update" if ctx.dry_run else "updated", ", ".join([*fields, *([note] if note else [])]),
                           {"changes": fields})
 
     def lookup(self, ctx: Context) -> StepResult:
@@ -162,6 +197,9 @@ class Resource:
                 code="NotProvisioned",
                 hint="Run `mlflow-aca provision` first (or `mlflow-aca up`).",
             )
+        if self.claim(ctx, current) == ADOPTING:
+            # A lookup writes nothing, so it cannot record an adoption (the preflight says so first).
+            raise ownership.foreign_error(ctx, [(self, current)], lookups=(self.key,))
         self._publish(ctx, current)
         return StepResult("ok")
 
@@ -194,8 +232,16 @@ def require_name_available(answer: tuple[bool, str], *, what: str, name: str, ke
 
 
 def tagged_by_us(state: dict[str, Any] | None, deployment: str) -> bool:
-    tags = (state or {}).get("tags") or {}
-    return tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get(DEPLOYMENT_TAG) == deployment
+    """Created by the tool for this deployment (not merely adopted)."""
+    return ownership.owner((state or {}).get("tags"), deployment) == OURS
+
+
+def adoption_note(status: str, dry_run: bool) -> str:
+    """What a step's detail says about an existing resource the tool did not create."""
+    if status == ADOPTING:
+        return (f"adopt: will record {ownership.ADOPTED_TAG}" if dry_run
+                else f"adopted: {ownership.ADOPTED_TAG} recorded")
+    return "adopted: not created by mlflow-aca, teardown keeps it" if status == ADOPTED else ""
 
 
 def changed_paths(desired: Any, current: Any, *, ignored: tuple[str, ...] = (), path: str = "") -> list[str]:

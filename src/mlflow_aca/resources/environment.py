@@ -17,6 +17,7 @@ CONSUMPTION_PROFILE = "Consumption"
 class Environment(Resource):
     key = "environment"
     kind = azure_apps.ENVIRONMENT
+    tagged = True
     deps = ("workspace",)
     # Write-only: Azure never returns the key, so it cannot be compared.
     ignored = (SHARED_KEY_PATH,)

@@ -12,6 +12,7 @@ from mlflow_aca.resources.util import dig
 class Identity(Resource):
     key = "identity"
     kind = IDENTITY
+    tagged = True
     deps = ("resource_group",)
 
     def ids(self, ctx: Context) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from mlflow_aca.resources.app import (
     secrets,
     with_secret_values,
 )
-from mlflow_aca.resources.base import Context, Resource, provisioning_state
+from mlflow_aca.resources.base import Context, Resource, adoption_note, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
 from mlflow_aca.resources.util import dig
 
@@ -83,6 +83,7 @@ class MigrationJob(Resource):
 
     key = "migration"
     kind = azure_apps.JOB
+    tagged = True
 
     def __init__(self, app: ContainerApp) -> None:
         self.app = app
@@ -105,13 +106,17 @@ class MigrationJob(Resource):
         from mlflow_aca.resources import sql
 
         current = self.settled_read(ctx)
+        status = self.claim(ctx, current)
         stored = azure_apps.job_secrets(ctx.session, *self.ids(ctx)) if current else {}
         reset = sql.ensure_password_known(ctx, sql.SqlServer(), _stored_password(ctx, self.app, stored))
         needed, why = self.migration_needed(ctx)
         if reset is not None:
             why = f"{reset.detail}; {why}"
-        desired = self.desired(ctx)
+        desired = self.claimed(ctx, self.desired(ctx), current, status)
         fields = [] if current is None else self.secret_aware_changes(ctx, desired, current, stored)
+        adoption = adoption_note(status, ctx.dry_run)
+        if adoption:
+            why = f"{why}; {adoption}"
         if ctx.dry_run:
             planned = "create" if current is None else "update" if fields else "run" if needed else "ok"
             return StepResult(planned, f"then run: {why}" if needed and planned != "run" else why)

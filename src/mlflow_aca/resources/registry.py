@@ -12,6 +12,7 @@ from mlflow_aca.resources.util import dig
 class Registry(Resource):
     key = "registry"
     kind = azure_registry.REGISTRY
+    tagged = True
     deps = ("resource_group",)
 
     def ids(self, ctx: Context) -> tuple[str, ...]:

@@ -47,6 +47,7 @@ class SqlServer(Resource):
 
     key = "sql_server"
     kind = azure_sql.SERVER
+    tagged = True
     # The identity must exist first: with Entra authentication it is the administrator.
     deps = ("resource_group", "identity")
     ignored = ("properties.administratorLoginPassword",)
@@ -208,6 +209,7 @@ def firewall_rules(ctx: Context) -> list[FirewallRule]:
 class SqlDatabase(Resource):
     key = "sql_database"
     kind = azure_sql.DATABASE
+    tagged = True
     deps = ("sql_server",)
 
     def __init__(self, entra: bool = False) -> None:

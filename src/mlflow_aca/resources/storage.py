@@ -11,6 +11,7 @@ from mlflow_aca.resources.base import Context, Resource, require_name_available
 class StorageAccount(Resource):
     key = "storage_account"
     kind = azure_storage.ACCOUNT
+    tagged = True
     deps = ("resource_group",)
 
     def ids(self, ctx: Context) -> tuple[str, ...]:

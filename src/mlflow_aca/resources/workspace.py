@@ -12,6 +12,7 @@ from mlflow_aca.resources.util import dig
 class Workspace(Resource):
     key = "workspace"
     kind = WORKSPACE
+    tagged = True
     deps = ("resource_group",)
 
     def ids(self, ctx: Context) -> tuple[str, ...]:

@@ -252,7 +252,7 @@ def _refresh_app(app: "StandinApp", res: Resource | None) -> None:
 
 
 def set_revision_state(app: "StandinApp", app_id: str, revision: str | None, *, health=None, running_state=None,
-                       provisioning_state=None, provisioning_error=None, restart_count=None) -> dict:
+                       provisioning_state=None, provisioning_error=None, restart_count=None, replicas=None) -> dict:
     res = app.store.get(app_id)
     if res is None or res.type != APP_TYPE:
         raise ValueError(f"no container app {app_id}")
@@ -274,6 +274,8 @@ def set_revision_state(app: "StandinApp", app_id: str, revision: str | None, *, 
         props["provisioningError"] = provisioning_error
     if restart_count is not None:
         props["restartCount"] = int(restart_count)
+    if replicas is not None:   # 0: scaled to zero (minReplicas 0 and no traffic)
+        props["replicas"] = int(replicas)
     _sync_replicas(app, rev)
     _refresh_app(app, res)
     return copy.deepcopy(rev.doc)
@@ -410,5 +412,6 @@ def register(app: "StandinApp") -> None:
     add("GET", item + "/revisions/{revisionName}/replicas/{replicaName}", lambda r: get_replica(app, kind, r), **opts)
     app.hosts.append(lambda host: resolve_host(app, host))
     # The registries apps pull from, when no real registry stands behind them (add_registry_image).
-    from .. import registry_catalog
+    from .. import logstreams, registry_catalog
     registry_catalog.register(app)
+    logstreams.register(app)   # getAuthToken and the replicas' log streams
