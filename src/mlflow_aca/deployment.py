@@ -17,6 +17,7 @@ from mlflow_aca.resources.group import ResourceGroup
 from mlflow_aca.resources.identity import Identity
 from mlflow_aca.resources.image import ImageCheck
 from mlflow_aca.resources.job import MigrationJob
+from mlflow_aca.resources.location import LocationCheck
 from mlflow_aca.resources.ownership import preflight
 from mlflow_aca.resources.registry import Registry
 from mlflow_aca.resources.roles import RoleAssignment
@@ -57,7 +58,11 @@ def infrastructure(ctx: Context) -> list[Resource]:
 
 
 def provision_steps(ctx: Context) -> list[Step]:
-    return [resource.step(ctx) for resource in infrastructure(ctx)]
+    """Every resource, the resource group (the first write, which all others follow) after the
+    location check."""
+    check = LocationCheck()
+    return [check.step(ctx)] + [resource.step(ctx, deps=(check.key,)) if resource.key == "resource_group"
+                                else resource.step(ctx) for resource in infrastructure(ctx)]
 
 
 def deploy_steps(ctx: Context, app: ContainerApp) -> list[Step]:

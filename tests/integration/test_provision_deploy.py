@@ -24,6 +24,7 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     assert outcomes.pop("sql_entra_admin") == outcomes.pop("sql_entra_only") == "ok"
     # Nobody to assign: with no auth_allowed_principals everyone in the tenant may sign in.
     assert outcomes.pop("auth_assignments") == "ok"
+    assert outcomes.pop("location") == "ok"  # the location check, before the first write
     assert set(outcomes.values()) <= {"created", "updated"}
     deployment.push_template_image()  # stands for build + push run earlier
     deployed = deployment.ok("deploy")
@@ -162,10 +163,12 @@ def test_plan_and_dry_run_write_nothing(deployment):
     outcomes = {r["key"]: r["outcome"] for r in plan["resources"]}
     assert outcomes.pop("auth_assignments") == "ok"   # no principals listed: nothing to assign
     assert outcomes.pop("image_check") == "unchecked"  # no registry yet: no image to look for
+    assert outcomes.pop("location") == "ok"
     assert set(outcomes.values()) == {"create"}
     dry = deployment.ok("provision", "--dry-run")
     outcomes = {r["key"]: r["outcome"] for r in dry["resources"]}
     assert dry["dry_run"] is True and outcomes.pop("auth_assignments") == "ok"
+    assert outcomes.pop("location") == "ok"
     assert set(outcomes.values()) == {"create"}
     assert deployment.writes() == [] and deployment.resources() == []
     assert deployment.requests(method="POST", path="/v1.0/servicePrincipals") == []

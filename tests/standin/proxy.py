@@ -244,7 +244,7 @@ class _AppHandler(http.server.BaseHTTPRequestHandler):
         items = [(k, v) for k, v in self.headers.items()
                  if not (gated and easyauth.is_reserved(k))]
         if self.vhost.backend is None:
-            body = b"".join(self._body())
+            b"".join(self._body())  # drained: a respond hook answers from the path and headers alone
             fields = {k.lower(): v for k, v in items} | {k.lower(): v for k, v in add.items()}
             status, text = self.vhost.respond(self.command, self.path, fields)
             self._answer(status, {"Content-Type": "text/plain; charset=utf-8"}, text.encode())

@@ -50,7 +50,13 @@ def init(
 
     typed = {k: coerce_text(k, v) if isinstance(v, str) else v for k, v in chosen.items()}
     origin = {key: "flag or prompt" for key in typed}
-    settings = validate_settings(typed, origin, path)
+    try:
+        settings = validate_settings(typed, origin, path)
+    except ConfigError as error:
+        # The loader's hint speaks of a file to fix; init has written none.
+        error.hint = (f"Nothing was written to {path}. Run init again with the value fixed (the flag "
+                      "named, or the answer at the prompt).")
+        raise
     written = {k: getattr(settings, k) for k in typed}
 
     try:
@@ -84,7 +90,37 @@ def _ask_for_missing(run: Run, chosen: dict[str, Any]) -> None:
                     hint=f"Pass --{key.replace('_', '-')} (init works from flags alone).",
                 )
             continue
-        answer = typer.prompt(question, default=default, err=True,
-                              show_default=bool(default)).strip()
+        while True:
+            answer = typer.prompt(question, default=default, err=True,
+                                  show_default=bool(default)).strip()
+            problem = _problem_with(key, answer, chosen) if answer else None
+            if problem is None:
+                break
+            # A person at a prompt gets asked again, not an exit and a file to fix.
+            run.stderr.print(f"{problem.rstrip('.')}. Try again.", markup=False, highlight=False)
         if answer:
             chosen[key] = answer
+
+
+# Stand-ins for required keys not yet answered, so one answer can be checked on its own.
+_PLACEHOLDERS = {"name": "mlflow", "location": "westeurope"}
+
+
+def _problem_with(key: str, answer: str, chosen: dict[str, Any]) -> str | None:
+    """Why the configuration would refuse `answer` for `key` (the loader's own rules), or None.
+    Only errors located at `key` count: the other values are checked when the file is written."""
+    from pydantic import ValidationError
+
+    from mlflow_aca.config import Settings, coerce_text
+    from mlflow_aca.redaction import shorten
+
+    values = {**_PLACEHOLDERS, **{k: coerce_text(k, v) if isinstance(v, str) else v for k, v in chosen.items()},
+              key: coerce_text(key, answer)}
+    try:
+        Settings.model_validate(values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            if tuple(error.get("loc") or ())[:1] == (key,):
+                message = str(error.get("msg", "")).removeprefix("Value error, ")
+                return f"{key} = {shorten(answer, 80)!r}: {message}"
+    return None

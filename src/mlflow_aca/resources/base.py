@@ -5,6 +5,7 @@ something differs. Plan, provision, deploy, status and teardown all go through i
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -244,8 +245,72 @@ def adoption_note(status: str, dry_run: bool) -> str:
     return "adopted: not created by mlflow-aca, teardown keeps it" if status == ADOPTED else ""
 
 
+class Change(str):
+    """One changed field: its dotted path (what `changes` lists, in StepResult details and the
+    --json "changes") carrying the values a plan shows, Azure's current one and the one to be
+    written. The values are display text made when the change is found (`shown`): secrets are
+    masked there, so no secret value ever travels with a change, whole or in part."""
+
+    old: str
+    new: str
+
+    def __new__(cls, path: str, *, old: Any, new: Any) -> Change:
+        change = super().__new__(cls, path)
+        change.old, change.new = shown(old, path), shown(new, path)
+        return change
+
+
+def value_changes(changes: list[str]) -> list[dict[str, str]]:
+    """The changes that carry values, as plan rows: path, old, new (masked where secret)."""
+    return [{"path": str(c), "old": c.old, "new": c.new} for c in changes if isinstance(c, Change)]
+
+
+# Shown instead of a secret value, old or new (as terraform shows "(sensitive value)").
+SECRET_SHOWN = "(secret)"
+ABSENT_SHOWN = "(absent)"
+SHOWN_LIMIT = 160
+# Where the tool's desired states put secret values: Container Apps secrets (`secrets[i].value`,
+# filled from listSecrets to compare), passwords and keys by name. Names of secrets
+# (`secretRef`, `...SettingName`) are not secret.
+_SECRET_LEAF = re.compile(r"(password|secret|sharedkey|primarykey|secondarykey|connectionstring|token)$",
+                          re.IGNORECASE)
+_SECRET_PATH = re.compile(r"(^|\.)secrets(\[\d+\])?\.value$")
+
+
+def is_secret_path(path: str) -> bool:
+    leaf = re.sub(r"\[\d+\]$", "", path.rsplit(".", 1)[-1])
+    return bool(_SECRET_PATH.search(path) or _SECRET_LEAF.search(leaf))
+
+
+def shown(value: Any, path: str) -> str:
+    """A value as a plan shows it: JSON, secrets masked (by where they sit, then any value the
+    redaction module knows), URL credentials masked, and shortened after all masking."""
+    import json
+
+    from mlflow_aca.redaction import redact, shorten
+
+    if value is None:
+        return ABSENT_SHOWN
+    if isinstance(value, Pending):
+        return "(known after apply)"
+    masked = _mask_secrets(value, path)
+    if masked == SECRET_SHOWN:
+        return SECRET_SHOWN
+    return shorten(redact(json.dumps(masked, default=str, ensure_ascii=False)), SHOWN_LIMIT)
+
+
+def _mask_secrets(value: Any, path: str) -> Any:
+    if is_secret_path(path):
+        return SECRET_SHOWN
+    if isinstance(value, dict):
+        return {k: _mask_secrets(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def changed_paths(desired: Any, current: Any, *, ignored: tuple[str, ...] = (), path: str = "") -> list[str]:
-    """Dotted paths where `desired` differs from `current`.
+    """Dotted paths where `desired` differs from `current`, each a `Change` with both values.
 
     Desired state is a subset: keys Azure adds (ids, provisioning state, defaults) are not
     differences. Resource ids and locations compare case-insensitively, as Azure treats them.
@@ -256,7 +321,7 @@ def changed_paths(desired: Any, current: Any, *, ignored: tuple[str, ...] = (), 
         return []
     if isinstance(desired, dict):
         if not isinstance(current, dict):
-            return [path or "(root)"]
+            return [Change(path or "(root)", old=current, new=desired)]
         found: list[str] = []
         for key, value in desired.items():
             found += changed_paths(value, _get_key(current, key), ignored=ignored,
@@ -266,12 +331,12 @@ def changed_paths(desired: Any, current: Any, *, ignored: tuple[str, ...] = (), 
         if not desired and not current:
             return []  # Azure reports an empty list as absent
         if not isinstance(current, list) or len(desired) != len(current):
-            return [path]
+            return [Change(path, old=current, new=desired)]
         found = []
         for index, (want, have) in enumerate(zip(desired, current, strict=True)):
             found += changed_paths(want, have, ignored=ignored, path=f"{path}[{index}]")
         return found
-    return [] if _same_scalar(path, desired, current) else [path]
+    return [] if _same_scalar(path, desired, current) else [Change(path, old=current, new=desired)]
 
 
 def _get_key(mapping: dict[str, Any], key: str) -> Any:

@@ -118,8 +118,7 @@ class MigrationJob(Resource):
         if adoption:
             why = f"{why}; {adoption}"
         if ctx.dry_run:
-            planned = "create" if current is None else "update" if fields else "run" if needed else "ok"
-            return StepResult(planned, f"then run: {why}" if needed and planned != "run" else why)
+            return _planned(current, fields, needed, why)
         written = current is None or bool(fields) or provisioning_state(current) == "failed"
         if written:
             self.create(ctx, desired)
@@ -142,6 +141,20 @@ class MigrationJob(Resource):
         if deployed != ctx.settings.mlflow_version:
             return True, f"MLflow {deployed or 'unknown'} -> {ctx.settings.mlflow_version}"
         return False, f"schema already at MLflow {deployed}"
+
+
+def _planned(current: dict[str, Any] | None, fields: list[str], needed: bool, why: str) -> StepResult:
+    """What deploy would do to the job, in a plan: its definition (create / update with the
+    changed fields, as deploy reports them) and, apart from that, whether an execution runs.
+    A job definition that changes while the schema is current (a new image of the same MLflow
+    version) is an update that runs nothing: said so, so the row cannot be read as a pending
+    schema upgrade."""
+    if current is not None and provisioning_state(current) == "failed":
+        fields = [*fields, "properties.provisioningState (Failed: reapplied)"]  # as deploy rewrites it
+    planned = "create" if current is None else "update" if fields else "run" if needed else "ok"
+    run = f"then run: {why}" if needed else f"no run: {why}"
+    detail = why if planned in ("run", "ok") else ", ".join([*fields, run])
+    return StepResult(planned, detail, {"changes": fields, "runs": needed})
 
 
 def _stored_password(ctx: Context, app: ContainerApp, job_secrets: dict[str, str]) -> str | None:

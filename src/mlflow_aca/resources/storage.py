@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_aca.azure import storage as azure_storage
+from mlflow_aca.graph import StepResult
 from mlflow_aca.resources.base import Context, Resource, require_name_available
+
+# Set (in Context.private) when this run created the storage account.
+ACCOUNT_CREATED = "storage_account_created"
 
 
 class StorageAccount(Resource):
@@ -37,7 +41,9 @@ class StorageAccount(Resource):
         require_name_available(azure_storage.account_name_available(ctx.session, name),
                                what="storage account", name=name, key="storage_account_name",
                                code="StorageAccountAlreadyTaken")
-        return super().create(ctx, body)
+        state = super().create(ctx, body)
+        ctx.private[ACCOUNT_CREATED] = True
+        return state
 
 
 class BlobService(Resource):
@@ -59,6 +65,19 @@ class BlobService(Resource):
                 "containerDeleteRetentionPolicy": retention,
             }
         }
+
+    def ensure(self, ctx: Context) -> StepResult:
+        """The blob service is not created on its own: it is a singleton child of the account
+        (azure-rest-api-specs, Microsoft.Storage BlobServiceProperties.tsp: `@singleton("default")
+        @parentResource(StorageAccount)`) that exists, soft delete off, as soon as the account
+        does. A plan, which reads no account yet (404), shows it as created with the account; the
+        run that created the account writes its settings onto that fresh default and reports it
+        created too, not as an update of a service the operator never had: plan and provision
+        say the same thing."""
+        result = super().ensure(ctx)
+        if result.outcome == "updated" and ctx.private.get(ACCOUNT_CREATED):
+            return StepResult("created", "", {})
+        return result
 
 
 class BlobContainer(Resource):

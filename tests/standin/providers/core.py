@@ -30,6 +30,7 @@ def register(app: "StandinApp") -> None:
     add("GET", SUB, lambda r: subscription(app, r), **arm, type_name="subscriptions")
     add("GET", "/subscriptions", lambda r: Response(200, {"value": [_subscription_doc(app)]}), **arm,
         type_name="subscriptions")
+    add("GET", SUB + "/locations", lambda r: list_locations(app, r), **arm, type_name="locations")
     rg = SUB + "/resourcegroups/{resourceGroupName}"
     add("HEAD", rg, lambda r: group_exists(app, r), **arm, type_name="resourceGroups")
     add("GET", rg, lambda r: get_group(app, r), **arm, type_name="resourceGroups")
@@ -55,6 +56,33 @@ def _subscription_doc(app: "StandinApp") -> dict:
             "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01",
                                      "spendingLimit": "Off"},
             "authorizationSource": "RoleBased"}
+
+
+# Subscriptions_ListLocations (azure-rest-api-specs, Microsoft.Resources/subscriptions/stable/
+# 2022-12-01/examples/GetLocations.json): {"value": [Location]}, one page (LocationListResult has
+# no nextLink), each with id, name, type "Region", displayName, regionalDisplayName, metadata.
+_REGION_WORDS = ("central", "north", "south", "east", "west", "europe", "asia", "africa", "australia", "brazil",
+                 "canada", "france", "germany", "india", "italy", "japan", "korea", "norway", "poland", "sweden",
+                 "switzerland", "uae", "uk", "us")
+
+
+def _display_name(name: str) -> str:
+    words, rest = [], name
+    while rest:
+        word = next((w for w in _REGION_WORDS if rest.startswith(w)), None) or re.match(r"\d+|.", rest).group()
+        words.append(word.upper() if word in ("us", "uk", "uae") else word.capitalize())
+        rest = rest[len(word):]
+    return " ".join(words)
+
+
+def list_locations(app: "StandinApp", req: Request) -> Response:
+    app.require_subscription(req)
+    sub = f"/subscriptions/{app.subscription_id}"
+    value = [{"id": f"{sub}/locations/{name}", "name": name, "type": "Region", "displayName": _display_name(name),
+              "regionalDisplayName": _display_name(name),
+              "metadata": {"regionType": "Physical", "regionCategory": "Recommended"}}
+             for name in sorted(LOCATIONS)]
+    return Response(200, {"value": value})
 
 
 def subscription(app: "StandinApp", req: Request) -> Response:
