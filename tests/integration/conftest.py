@@ -57,6 +57,14 @@ class Deployment:
         self.standin.add_registry_image(reference, anonymous=True)
         return reference
 
+    @property
+    def owned_tags(self) -> dict[str, str]:
+        """The tags `provision` puts on what it creates: for a test that makes such a resource
+        directly (quicker than a provision) and means it to be this deployment's own."""
+        from mlflow_aca.resources.ownership import DEPLOYMENT_TAG, MANAGED_BY
+
+        return {MANAGED_BY[0]: MANAGED_BY[1], DEPLOYMENT_TAG: self.settings["name"]}
+
     def write_config(self, **changes: Any) -> None:
         self.settings.update(changes)
         from mlflow_aca.config.write import toml_value

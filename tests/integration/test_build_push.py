@@ -37,7 +37,8 @@ def _create_registry(deployment, names: dict[str, str]) -> dict:
                    {"location": "westeurope"})
     deployment.arm("PUT", f"/resourceGroups/{names['resource_group']}/providers/Microsoft.ContainerRegistry/"
                    f"registries/{names['registry_name']}?api-version=2025-11-01",
-                   {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": False}})
+                   {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"adminUserEnabled": False},
+                    "tags": deployment.owned_tags})  # as provision makes it
     return deployment.one("Microsoft.ContainerRegistry/registries")
 
 

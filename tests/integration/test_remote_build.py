@@ -26,7 +26,8 @@ def _registry(deployment, **settings: Any) -> str:
     deployment.write_config(resource_group=RG, registry_name=name, **settings)
     deployment.arm("PUT", f"/resourcegroups/{RG}?api-version=2025-04-01", {"location": "westeurope"})
     deployment.arm("PUT", f"/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/{name}"
-                   "?api-version=2025-11-01", {"location": "westeurope", "sku": {"name": "Basic"}})
+                   "?api-version=2025-11-01", {"location": "westeurope", "sku": {"name": "Basic"},
+                                               "tags": deployment.owned_tags})  # as provision makes it
     return name
 
 

@@ -37,7 +37,7 @@ class Control:
                   "issue_token", "set_token_lifetime", "registry_front", "attach_registry", "add_registry_image",
                   "registry_images", "set_role_propagation_delay", "set_pull_timeout", "identity_http",
                   "identity_requests",
-                  "deny_app_registration", "register_application", "add_directory_object", "graph_objects",
+                  "deny_app_registration", "register_application", "add_service_principal", "add_directory_object", "graph_objects",
                   "set_browser_user", "append_app_logs", "refuse_log_tokens", "log_tokens")
 
     def reset(self) -> None:
@@ -260,6 +260,12 @@ class Control:
         with self.app.store.lock:
             return self.app.entra.register_application(display_name, identifier_uris, redirect_uris, id_tokens,
                                                        assignment_required)
+
+    def add_service_principal(self, display_name: str) -> dict:
+        """An application + service principal with a client secret (entra/clientcreds.py), for
+        AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET: client_id, secret, object_id, tenant_id."""
+        with self.app.store.lock:
+            return self.app.entra.add_service_principal(display_name)
 
     def add_directory_object(self, kind: str, display_name: str, members: list | None = None) -> str:
         """A user, or a group with these member object ids (users, groups, service principals,

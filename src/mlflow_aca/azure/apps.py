@@ -127,3 +127,11 @@ def job_execution(session: AzureSession, resource_group: str, job: str, executio
     client = session.client("apps")
     return rest.run(f"read execution {execution} of job {job}",
                     lambda: client.job_execution(resource_group, job, execution))
+
+
+def job_executions(session: AzureSession, resource_group: str, job: str) -> list[dict[str, Any]]:
+    """Every execution Azure keeps for the job (Microsoft.App Jobs Executions_List)."""
+    client = session.client("apps")
+    return [rest.to_rest(item) for item in rest.run(
+        f"list the executions of job {job}",
+        lambda: {"value": list(client.jobs_executions.list(resource_group, job))}).get("value", [])]

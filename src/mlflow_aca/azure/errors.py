@@ -83,6 +83,15 @@ def translate(exc: BaseException, action: str) -> MlflowAcaError | None:
             hint="Rerun in a minute. If it persists on a host with a managed identity, the host's identity "
             "endpoint (IDENTITY_ENDPOINT) is failing; elsewhere check Entra ID's status.",
         )
+    failed = None if isinstance(exc, CredentialUnavailableError) else _failed_credential(exc)
+    if failed is not None:
+        # A credential was configured and was refused: say which and why, not "no credential".
+        refused = "was refused by Microsoft Entra ID" if failed.entra_code else "failed"
+        return ConfigError(
+            f"Azure sign-in failed while trying to {action}: {failed.credential} {refused}: {failed.detail}",
+            code="AuthenticationFailed",
+            hint=failed.hint,
+        )
     if isinstance(exc, CredentialUnavailableError) or (
         isinstance(exc, ClientAuthenticationError) and "failed to retrieve a token from the "
         "included credentials" in str(exc)
@@ -115,6 +124,16 @@ def translate(exc: BaseException, action: str) -> MlflowAcaError | None:
             hint="Check the network (and REQUESTS_CA_BUNDLE for a private CA); reruns converge.",
         )
     return None
+
+
+def _failed_credential(exc: BaseException) -> Any:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from mlflow_aca.azure.credential_errors import failed_credential
+
+    if not isinstance(exc, ClientAuthenticationError):
+        return None
+    return failed_credential(str(getattr(exc, "message", None) or exc))
 
 
 def azure_error_code(exc: Any) -> str | None:

@@ -40,6 +40,8 @@ UPGRADE_ARGS = ["import os; from mlflow.db import upgrade; "
                 "upgrade.main(args=[os.environ['MLFLOW_BACKEND_STORE_URI']], prog_name='mlflow db upgrade')"]
 TIMEOUT_SECONDS = 1800
 _FINISHED = {"succeeded", "failed", "stopped", "degraded"}
+# JobExecutionRunningState (Microsoft.App): an execution in these states is still at work.
+_ACTIVE = {"running", "processing"}
 # Executions started again while a young AcrPull grant may be what made them fail.
 PULL_RETRIES = 8
 
@@ -209,8 +211,33 @@ def run_to_completion(ctx: Context, resource_group: str, job: str) -> tuple[str,
         )
 
 
+def wait_for_running(ctx: Context, resource_group: str, job: str) -> list[str]:
+    """Never start an upgrade beside another one: two `mlflow db upgrade` at once race on the
+    same Alembic version table. An execution still running (started by a run that was killed,
+    or by hand; or a concurrent run of the tool) is waited for, within
+    timeout_minutes, rather than refused: it cannot be stopped safely half-way through a schema
+    change, it ends on its own (replicaTimeout), and the upgrade started after it is idempotent
+    (Alembic applies only what is missing), so this run's own execution still runs with this
+    run's image. Returns the names of the executions waited for."""
+    deadline = time.monotonic() + ctx.settings.timeout_minutes * 60
+    waited: list[str] = []
+    while True:
+        active = [str(e.get("name")) for e in azure_apps.job_executions(ctx.session, resource_group, job)
+                  if str(dig(e, "properties.status") or "").lower() in _ACTIVE]
+        if not active:
+            return waited
+        waited += [name for name in active if name not in waited]
+        if time.monotonic() >= deadline:
+            raise OperationError(
+                f"Execution {', '.join(active)} of the migration job {job} is still running after "
+                f"{ctx.settings.timeout_minutes} minutes; another upgrade is not started beside it.",
+                code="MigrationBusy", hint="Wait for it to end (or stop it in Azure), then rerun.")
+        time.sleep(max(ctx.settings.poll_interval, 0.5))
+
+
 def _execute(ctx: Context, resource_group: str, job: str) -> tuple[str, str]:
-    """Start an execution and wait until it ends: its name and final status."""
+    """Start an execution once none is running, and wait until it ends: its name and final status."""
+    wait_for_running(ctx, resource_group, job)
     started = azure_apps.start_job(ctx.session, resource_group, job)
     name = str(started.get("name") or started.get("id", "").rsplit("/", 1)[-1])
     deadline = time.monotonic() + TIMEOUT_SECONDS + 300

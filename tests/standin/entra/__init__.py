@@ -2,8 +2,10 @@
 OpenID Connect implicit flow (signin.py) and the rules for tokens of an application's own scope
 (tokens.py), over one directory (directory.py).
 
-`Entra.handle(req)` answers the requests that are Entra's (`/v1.0/...` and
-`/{tenant}/oauth2/v2.0/authorize`) and returns None for every other path.
+`Entra.handle(req)` answers the requests that are Entra's (`/v1.0/...`,
+`/{tenant}/oauth2/v2.0/authorize`, and for the client credentials flow (clientcreds.py)
+`/{tenant}/oauth2/v2.0/token` and `/{tenant}/v2.0/.well-known/openid-configuration`) and returns
+None for every other path.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..arm import Request, Response
+from .clientcreds import OPENID, TOKEN, ClientCredentials
 from .directory import DEFAULT_ACCESS, Directory, DirectoryObject, new_id
 from .graph import PREFIX, Graph
 from .signin import AUTHORIZE, SignIn
@@ -28,6 +31,8 @@ class Entra:
         self.directory = Directory(app)
         self.graph = Graph(self.directory, app.tokens, lambda: app.base_url + "/")
         self.signin = SignIn(self.directory, app.tokens, app.base_url)
+        self.client_credentials = ClientCredentials(app, self.directory)
+        app.hosts.append(self.client_credentials.resolve)   # MSAL's instance discovery (clientcreds.py)
         app.tokens.resource_check = self.check_resource
 
     def handle(self, req: Request) -> Response | None:
@@ -38,6 +43,13 @@ class Entra:
         if m is not None and req.method in ("GET", "HEAD"):
             with self.app.store.lock:
                 return self.signin.handle(req, m.group(1))
+        m = TOKEN.match(req.path)
+        if m is not None and req.method == "POST":
+            with self.app.store.lock:
+                return self.client_credentials.token(req, m.group(1))
+        m = OPENID.match(req.path)
+        if m is not None and req.method == "GET":
+            return self.client_credentials.openid_configuration(m.group(1))
         return None
 
     def check_resource(self, resource: str, oid: str, client_id: str) -> dict | str:
@@ -46,6 +58,7 @@ class Entra:
 
     def reset(self) -> None:
         self.directory.reset()
+        self.client_credentials.reset()
 
     # -- control operations (control.py) ---------------------------------------------------------
     def register_application(self, display_name: str, identifier_uris=None, redirect_uris=None, id_tokens=True,
@@ -69,6 +82,13 @@ class Entra:
             "oauth2PermissionScopes": [], "servicePrincipalNames": [doc["appId"], *doc["identifierUris"]],
             "replyUrls": list(redirect_uris or []), "alternativeNames": [], "deletedDateTime": None}))
         return {"id": application.id, "appId": doc["appId"], "servicePrincipalId": sp.id}
+
+    def add_service_principal(self, display_name: str) -> dict:
+        """An application with a service principal and one client secret, as `az ad sp
+        create-for-rbac` makes (it returns appId, password, tenant)."""
+        made = self.register_application(display_name)
+        return {"client_id": made["appId"], "secret": self.client_credentials.add_secret(made["appId"]),
+                "object_id": made["servicePrincipalId"], "tenant_id": self.directory.tenant_id}
 
     def add_directory_object(self, kind: str, display_name: str, members=None) -> str:
         if kind == "user":

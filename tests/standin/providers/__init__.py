@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 def register_all(app: "StandinApp") -> None:
     from . import (authconfigs, authorization, containerapps, core, environments, jobs, loganalytics, msi, registry,
-                   sql, storage, tasks)
+                   sql, storage, tags, tasks)
     for module in (core, msi, loganalytics, storage, registry, tasks, sql, environments, containerapps, authconfigs,
-                   jobs, authorization):
+                   jobs, authorization, tags):
         module.register(app)
