@@ -128,6 +128,17 @@ def deployment(standin, tmp_path) -> Deployment:
 
 
 @pytest.fixture
+def deployed(deployment) -> Deployment:
+    """Provisioned and deployed (the template's image stands for a build + push run earlier),
+    the request log cleared."""
+    deployment.ok("provision")
+    deployment.push_template_image()
+    deployment.ok("deploy")
+    deployment.standin.clear_requests()
+    return deployment
+
+
+@pytest.fixture
 def make_deployment(standin, tmp_path_factory):
     def make(**settings: Any) -> Deployment:
         return Deployment(standin, tmp_path_factory.mktemp("deployment"), settings)

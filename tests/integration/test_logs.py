@@ -9,18 +9,7 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.clirunner import clean_environ
-
-
-@pytest.fixture
-def deployed(deployment):
-    deployment.ok("provision")
-    deployment.push_template_image()  # stands for build + push run earlier
-    deployment.ok("deploy")
-    deployment.standin.clear_requests()
-    return deployment
 
 
 def test_tail_prints_the_console_lines(deployed):

@@ -12,15 +12,6 @@ DATA_TYPES = ("Microsoft.Sql/servers", "Microsoft.Storage/storageAccounts",
               "Microsoft.ContainerRegistry/registries", "Microsoft.ManagedIdentity/userAssignedIdentities")
 
 
-@pytest.fixture
-def deployed(deployment):
-    deployment.ok("provision")
-    deployment.push_template_image()  # stands for build + push run earlier
-    deployment.ok("deploy")
-    deployment.standin.clear_requests()
-    return deployment
-
-
 def test_status_healthy(deployed):
     data = deployed.ok("status")
     assert data["healthy"] is True and data["problems"] == []
