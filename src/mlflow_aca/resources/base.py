@@ -43,6 +43,10 @@ class Context:
     private: dict[str, Any] = field(default_factory=dict)
     # Existing resources the operator adopts in this command (--adopt: names or step keys).
     adopt: frozenset[str] = frozenset()
+    # States read by the ownership preflight just before the steps run, by step key: each step's
+    # first read takes its resource's from here instead of asking Azure again (taken once; every
+    # later read, e.g. while waiting on an operation, goes to Azure).
+    prefetched: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -126,7 +130,7 @@ class Resource:
         """Read, waiting while Azure is still creating, updating or deleting the resource (an
         interrupted earlier run leaves such operations behind; writing now would be refused)."""
         deadline = time.monotonic() + ctx.settings.timeout_minutes * 60
-        current = self.read(ctx)
+        current = ctx.prefetched.pop(self.key) if self.key in ctx.prefetched else self.read(ctx)
         while current is not None and provisioning_state(current) in TRANSIENT_STATES:
             if ctx.dry_run:
                 return current

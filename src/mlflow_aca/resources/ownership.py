@@ -93,6 +93,8 @@ def preflight(ctx: Any, resources: list[Any], *, lookups: tuple[str, ...] = ()) 
     tagged = [r for r in resources if r.tagged]
     with ThreadPoolExecutor(max_workers=max(1, ctx.settings.concurrency)) as pool:
         states = list(pool.map(lambda r: r.read(ctx), tagged))
+    # The steps start right after this: their first read is this one (no second GET per resource).
+    ctx.prefetched.update({r.key: state for r, state in zip(tagged, states, strict=True)})
     foreign = []
     for resource, state in zip(tagged, states, strict=True):
         if state is None:
