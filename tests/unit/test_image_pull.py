@@ -6,7 +6,8 @@ import pytest
 
 from mlflow_aca.config import Settings
 from mlflow_aca.resources.base import Context
-from mlflow_aca.resources.image_pull import parse_time, pull_error, pull_failure, registry_host
+from mlflow_aca.distribution import locate
+from mlflow_aca.resources.image_pull import parse_time, pull_error, pull_failure
 
 LOGIN = "acrmlflow.azurecr.io"
 IMAGE = f"{LOGIN}/mlflow-server:3.17.2-ab12"
@@ -72,11 +73,11 @@ def test_other_failures_are_left_alone(ctx):
 
 
 def test_registry_host_follows_docker_rules():
-    assert registry_host(IMAGE) == LOGIN
-    assert registry_host("localhost/x:1") == "localhost"
-    assert registry_host("127.0.0.1:5000/x:1") == "127.0.0.1:5000"
-    assert registry_host("team/mlflow:1") == "docker.io"
-    assert registry_host("mlflow") == "docker.io"
+    assert locate(IMAGE).host == LOGIN
+    assert locate("localhost/x:1").host == "localhost"
+    assert locate("127.0.0.1:5000/x:1").host == "127.0.0.1:5000"
+    assert locate("team/mlflow:1").host == "docker.io"
+    assert locate("mlflow").host == "docker.io"
 
 
 def test_arm_timestamps_parse():

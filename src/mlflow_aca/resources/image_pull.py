@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
+
+from mlflow_aca import distribution
 from mlflow_aca.errors import OperationError
 from mlflow_aca.resources.base import Context, Pending
 
@@ -40,15 +42,6 @@ def pull_failure(text: str) -> str | None:
     if _DENIED.search(text):
         return "denied"
     return None
-
-
-def registry_host(image: str) -> str:
-    """The registry an image reference names (Docker's rule: a first component with a dot or a
-    colon, or `localhost`, is a host; otherwise Docker Hub)."""
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
 
 
 def acr_pull_age(ctx: Context) -> float | None:
@@ -103,7 +96,7 @@ def pull_error(ctx: Context, image: str, text: str, *, what: str, age: float | N
     kind = pull_failure(text)
     if kind is None:
         return None
-    host = registry_host(image)
+    host = distribution.locate(image).host
     detail = _azure_detail(text)
     if kind == "missing":
         return OperationError(
