@@ -27,6 +27,7 @@ from mlflow_aca.resources.app import (
 )
 from mlflow_aca.resources.base import Context, Resource, adoption_note, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
+from mlflow_aca.resources.roles import backoff
 from mlflow_aca.resources.util import dig
 
 CONTAINER_NAME = "mlflow-migrate"
@@ -189,7 +190,7 @@ def run_to_completion(ctx: Context, resource_group: str, job: str) -> tuple[str,
                     f"({', '.join(failed)}) while the AcrPull grant propagated") if failed else ""
             return name, note
         age = image_pull.acr_pull_age(ctx)
-        pause = min(ctx.settings.poll_interval * (2 ** len(failed)) / 2, 60.0)
+        pause = backoff(ctx.settings.poll_interval, len(failed))
         if image_pull.still_propagating(age) and len(failed) < PULL_RETRIES \
                 and time.monotonic() + pause < deadline:
             failed.append(name)

@@ -72,9 +72,10 @@ class RoleAssignment(Resource):
                     return StepResult("ok", "granted earlier under another name")
                 if error.code != "PrincipalNotFound" or attempt == PRINCIPAL_RETRIES - 1:
                     raise
-                time.sleep(_backoff(ctx.settings.poll_interval, attempt))
+                time.sleep(backoff(ctx.settings.poll_interval, attempt))
         raise AssertionError("unreachable")
 
 
-def _backoff(poll_interval: float, attempt: int) -> float:
+def backoff(poll_interval: float, attempt: int) -> float:
+    """Seconds before retry `attempt` (0-based): doubling from half the poll interval, at most a minute."""
     return min(poll_interval * (2 ** attempt) / 2, 60.0)
