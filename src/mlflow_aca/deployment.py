@@ -10,6 +10,7 @@ from mlflow_aca.azure.roles import ACR_PULL, STORAGE_BLOB_DATA_CONTRIBUTOR
 from mlflow_aca.azure.session import AzureSession
 from mlflow_aca.config import Settings
 from mlflow_aca.graph import Step, StepResult, run_graph
+from mlflow_aca.lease import Lease, held
 from mlflow_aca.resources.app import ContainerApp
 from mlflow_aca.resources.base import Context, Resource
 from mlflow_aca.resources.environment import Environment
@@ -129,15 +130,21 @@ def claim_all(ctx: Context, *, app: ContainerApp | None = None, lookups: tuple[s
     preflight(ctx, resources, lookups=lookups)
 
 
+# Writing commands hold the deployment's lease (lease.py). It is taken in a thread from the
+# start, beside the ownership preflight and the graph's reads; the session holds every write
+# until it is confirmed, so the preflight and reads cost nothing extra and no write reaches Azure
+# before it (a first provision's group and identity excepted: lease.py's docstring).
 def provision(ctx: Context, reporter: Any) -> Outcome:
-    claim_all(ctx)
-    return execute(ctx, provision_steps(ctx), reporter)
+    with held(ctx, "provision", creates_identity=True) as lease:
+        claim_all(ctx)
+        return _execute(ctx, provision_steps(ctx), reporter, lease)
 
 
 def deploy(ctx: Context, reporter: Any, *, image: str | None = None) -> Outcome:
     app = ContainerApp(image)
-    claim_all(ctx, app=app, lookups=APP_PREREQUISITES)
-    return execute(ctx, deploy_steps(ctx, app), reporter)
+    with held(ctx, "deploy", creates_identity=False) as lease:
+        claim_all(ctx, app=app, lookups=APP_PREREQUISITES)
+        return _execute(ctx, deploy_steps(ctx, app), reporter, lease)
 
 
 def up(ctx: Context, reporter: Any, *, image_steps: list[Step] | None = None,
@@ -146,8 +153,15 @@ def up(ctx: Context, reporter: Any, *, image_steps: list[Step] | None = None,
     (when given) overlaps provisioning."""
     image_steps = image_steps or []
     app = ContainerApp(image, image_step=image_steps[-1].key if image_steps else None)
-    claim_all(ctx, app=app)
-    return execute(ctx, provision_steps(ctx) + image_steps + app_steps(ctx, app), reporter)
+    with held(ctx, "up", creates_identity=True) as lease:
+        claim_all(ctx, app=app)
+        return _execute(ctx, provision_steps(ctx) + image_steps + app_steps(ctx, app), reporter, lease)
+
+
+def _execute(ctx: Context, steps: list[Step], reporter: Any, lease: Lease | None) -> Outcome:
+    if lease is None:  # a dry run
+        return execute(ctx, steps, reporter)
+    return lease.finish(lambda: execute(ctx, lease.wrap(steps), reporter))
 
 
 def plan_provision(ctx: Context, reporter: Any) -> Outcome:

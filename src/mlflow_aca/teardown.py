@@ -16,6 +16,7 @@ from typing import Any
 from mlflow_aca.azure import rest
 from mlflow_aca.deployment import Outcome, execute, infrastructure, role_assignments
 from mlflow_aca.graph import Step, StepResult
+from mlflow_aca.lease import Lease
 from mlflow_aca.resources.app import ContainerApp
 from mlflow_aca.resources.base import Context, Resource, tagged_by_us
 from mlflow_aca.resources.group import ResourceGroup
@@ -152,8 +153,13 @@ def _survey_group(ctx: Context, found: Survey, delete_data: bool, deleting: list
         found.add("resource_group", label, delete=True, reason="created by mlflow-aca, empty once the rest is gone")
 
 
-def teardown(ctx: Context, reporter: Any, *, delete_data: bool) -> Outcome:
-    return execute(ctx, teardown_steps(ctx, delete_data=delete_data), reporter)
+def teardown(ctx: Context, reporter: Any, *, delete_data: bool, lease: Lease | None = None) -> Outcome:
+    """The deletions, under the command's lease (lease.py: no DELETE leaves before it is held;
+    when the identity goes, the lease goes with it and is not given back)."""
+    steps = teardown_steps(ctx, delete_data=delete_data)
+    if lease is None:
+        return execute(ctx, steps, reporter)
+    return lease.finish(lambda: execute(ctx, steps, reporter))
 
 
 def teardown_steps(ctx: Context, *, delete_data: bool) -> list[Step]:

@@ -17,13 +17,24 @@ from tests.integration.replay import postgres_driver, replay_engine, replay_imag
 from tests.standin.fixtures import client_env
 
 WRITE_METHODS = ("PUT", "PATCH", "DELETE")
+# Where lease.py writes: the tags of the deployment's identity (the product writes tags this way
+# for nothing else).
+LEASE_PATH = "/providers/Microsoft.Resources/tags/default"
+
+
+def _lease_write(request: dict[str, Any]) -> bool:
+    return (request["method"] == "PATCH" and request["path"].split("?", 1)[0].endswith(LEASE_PATH)
+            and "/userAssignedIdentities/" in request["path"])
 
 
 class Deployment:
     def __init__(self, standin: Any, directory: Path, settings: dict[str, Any]) -> None:
         self.standin = standin
         self.directory = directory
-        self.settings = {"name": "mlflow", "location": "westeurope", "poll_interval": 0, **settings}
+        # lease_settle_seconds: the stand-in answers in milliseconds (lease.py's bound, scaled
+        # like poll_interval); 3 s per writing command would only slow the suite down.
+        self.settings = {"name": "mlflow", "location": "westeurope", "poll_interval": 0,
+                         "lease_settle_seconds": 0.5, **settings}
         self.write_config()
 
     @classmethod
@@ -92,7 +103,12 @@ class Deployment:
         return self.standin.requests(method=method, path=path)
 
     def writes(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests() if r["method"] in WRITE_METHODS]
+        """Writes to Azure resources; the run lease's own tag writes (lease.py: one to take it,
+        one to give it back, per writing command) are counted apart, in lease_writes()."""
+        return [r for r in self.requests() if r["method"] in WRITE_METHODS and not _lease_write(r)]
+
+    def lease_writes(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests("PATCH", LEASE_PATH) if _lease_write(r)]
 
     def resources(self, type_: str | None = None) -> list[dict[str, Any]]:
         return self.standin.resources(type_)

@@ -124,6 +124,13 @@ def test_rerun_writes_nothing(make_deployment, sql_auth):
     deployed = deployment.ok("deploy")
     writes = [f"{w['method']} {w['path'].split('/providers/', 1)[-1]}" for w in deployment.writes()]
     assert writes == []
+    # writes() leaves out the run lease's tag PATCHes on the identity: bookkeeping of who is
+    # running (lease.py), not a change to any resource; each command takes it and gives it back.
+    # Each takes it and gives it back (two PATCHes; a slow moment adds another pair), and they
+    # touch nothing but the lease's own tag.
+    lease = deployment.lease_writes()
+    assert len(lease) >= 4 and {tag for w in lease for tag in w["body"]["properties"]["tags"]} == {
+        "mlflow-aca-lease"}, lease
     assert {r["outcome"] for r in provisioned["resources"] + deployed["resources"]} == {"ok"}
     planned = deployment.ok("plan")["resources"]
     assert {r["key"]: r["outcome"] for r in planned if r["outcome"] != "ok"} == {}

@@ -74,6 +74,8 @@ class Graph:
         request_headers = dict(headers or {})
         if body is not None:
             request_headers["Content-Type"] = "application/json"
+        if method.upper() != "GET" and not path.endswith("/getByIds"):  # getByIds: a read by POST
+            self.session.before_write()  # the run lease (lease.py) holds writes until confirmed
         with translate_errors(action):
             response = client.send_request(_request(method, url, request_headers, body))
         status = response.status_code

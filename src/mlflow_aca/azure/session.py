@@ -22,6 +22,15 @@ class AzureSession:
         self._credential = credential
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Called before every write this session sends (management PUT/PATCH/DELETE and POST
+        # actions that are not reads, Graph writes): the run lease (lease.py) holds writes here
+        # until it is confirmed, and raises when the deployment is busy. None: writes go at once.
+        self.write_gate: Callable[[], None] | None = None
+
+    def before_write(self) -> None:
+        gate = self.write_gate
+        if gate is not None:
+            gate()
 
     @property
     def credential(self) -> Any:
@@ -54,7 +63,7 @@ class AzureSession:
             base_url=self.cloud.resource_manager,
             credential_scopes=[self.cloud.arm_scope],
             polling_interval=self.poll_interval,
-            per_call_policies=[_repeatable_posts()],
+            per_call_policies=[_repeatable_posts(), _gated_writes(self)],
         )
         with self._lock:
             return self._clients.setdefault(name, built)
@@ -93,6 +102,26 @@ def _repeatable_posts() -> Any:
                 request.context.options.setdefault("retry_on_methods", RETRY_METHODS)
 
     return RepeatablePosts()
+
+
+# The POST actions above that only read (every one but a job's start): not held by the write gate.
+READ_POSTS = REPEATABLE_POSTS - {"start"}
+
+
+def _gated_writes(session: AzureSession) -> Any:
+    """A per-call policy that holds each write until the session's write gate lets it go (it runs
+    once per request, before the retry policy, so a retried write is not held twice)."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class GatedWrites(SansIOHTTPPolicy):
+        def on_request(self, request: Any) -> None:
+            http = request.http_request
+            method = http.method.upper()
+            action = http.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+            if method in ("PUT", "PATCH", "DELETE") or (method == "POST" and action not in READ_POSTS):
+                session.before_write()
+
+    return GatedWrites()
 
 
 class _TokenAnswers:

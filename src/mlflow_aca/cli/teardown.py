@@ -24,10 +24,16 @@ def teardown(
     from mlflow_aca import teardown as teardown_module
     from mlflow_aca.errors import UsageError
 
+    from mlflow_aca.lease import held
+
     settings = run.settings()
-    with run.azure() as ctx:
+    # The lease (lease.py) is taken beside the survey's reads; teardown never runs beside a
+    # deploy, and the operator is not asked to confirm a teardown that would be refused.
+    with run.azure() as ctx, held(ctx, "teardown", creates_identity=False) as lease:
         survey = teardown_module.survey(ctx, delete_data=delete_data)
         run.note(survey.describe(settings.name))
+        assert lease is not None
+        lease.confirmed()
         if delete_data:
             try:
                 run.confirm(f"This deletes the {len(survey.delete)} resources listed above, with every "
@@ -37,7 +43,7 @@ def teardown(
                 error.data = {"delete_data": delete_data, **survey.as_data()}
                 raise
         with run.progress() as reporter:
-            outcome = teardown_module.teardown(ctx, reporter, delete_data=delete_data)
+            outcome = teardown_module.teardown(ctx, reporter, delete_data=delete_data, lease=lease)
     result = outcome.as_data()
     listed = {entry["key"] for entry in survey.keep}
     # What stayed: as surveyed, plus anything a step found not to be the tool's at its DELETE.

@@ -40,7 +40,8 @@ TAG_NAME_MAX, TAG_VALUE_MAX, TAGS_MAX = 128, 256, 50 - 2
 # Numeric fields: TOML `true` would otherwise be read as 1 by pydantic's lax mode.
 _NUMBER_FIELDS = ("sql_max_vcores", "sql_min_capacity", "sql_auto_pause_minutes",
                   "blob_soft_delete_days", "log_retention_days", "cpu", "min_replicas",
-                  "max_replicas", "workers", "poll_interval", "concurrency", "timeout_minutes")
+                  "max_replicas", "workers", "poll_interval", "concurrency", "timeout_minutes", "lease_seconds",
+                  "lease_settle_seconds")
 # odbc_repository_url / odbc_key_url: scheme, host (name or IPv4), optional port, path.
 _ODBC_URL = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%+/-]*)?")
 
@@ -242,6 +243,17 @@ class Settings(BaseModel):
         ge=1, le=240,
         description="How long a deploy waits for the new revision to become healthy.",
         json_schema_extra=_group("Operation"))] = 20
+    lease_seconds: Annotated[int, Field(
+        ge=5, le=3600,
+        description="How long a run's hold on the deployment lasts without renewal (renewed while "
+        "it runs): the longest a killed run keeps others out.",
+        json_schema_extra=_group("Operation"))] = 300
+    # Fischer's bound (lease.py): not a documented ARM figure, so a setting.
+    lease_settle_seconds: Annotated[float, Field(
+        ge=0.05, le=60,
+        description="How long a run waits after writing its hold on the deployment before trusting "
+        "it; a read and write slower than this are tried again.",
+        json_schema_extra=_group("Operation"))] = 3.0
 
     # --- validation ------------------------------------------------------------------------
     @field_validator(
@@ -446,6 +458,11 @@ class Settings(BaseModel):
             raise ValueError(
                 f"memory: {self.memory} does not match cpu {self.cpu}; Container Apps needs "
                 f"memory = 2 x cpu, i.e. '{_gi(self.cpu * 2)}'"
+            )
+        if self.lease_settle_seconds * 4 > self.lease_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds}) must be at least 4 x lease_settle_seconds "
+                f"({self.lease_settle_seconds}): a hold must outlast its own confirmation"
             )
         if self.min_replicas > self.max_replicas:
             raise ValueError(

@@ -215,7 +215,7 @@ def run_to_completion(ctx: Context, resource_group: str, job: str) -> tuple[str,
 def wait_for_running(ctx: Context, resource_group: str, job: str) -> list[str]:
     """Never start an upgrade beside another one: two `mlflow db upgrade` at once race on the
     same Alembic version table. An execution still running (started by a run that was killed,
-    or by hand; or a concurrent run of the tool) is waited for, within
+    or by hand; runs of the tool itself are serialised by lease.py) is waited for, within
     timeout_minutes, rather than refused: it cannot be stopped safely half-way through a schema
     change, it ends on its own (replicaTimeout), and the upgrade started after it is idempotent
     (Alembic applies only what is missing), so this run's own execution still runs with this
