@@ -407,19 +407,40 @@ class MicrosoftRepository:
     repository_url: str  # http://<gateway>:<port>/debian/12/prod  (odbc_repository_url)
     key_url: str  # http://<gateway>:<port>/keys/microsoft.asc  (odbc_key_url)
     missing_lib_url: str  # the same package, built so the driver needs libssl.so.1.0.2
+    key_fingerprint: str  # of the repository's own signing key (odbc_key_fingerprint)
 
     def settings(self, *, repository_url: str | None = None) -> dict[str, str]:
         """The configuration keys that install the driver from here."""
-        return {"odbc_repository_url": repository_url or self.repository_url, "odbc_key_url": self.key_url}
+        return {"odbc_repository_url": repository_url or self.repository_url, "odbc_key_url": self.key_url,
+                "odbc_key_fingerprint": self.key_fingerprint}
+
+
+def key_fingerprints(armored: bytes) -> list[str]:
+    """The primary key fingerprints in an OpenPGP key file, as the host's gpg reads them."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gpg-") as home:
+        listing = subprocess.run(["gpg", "--homedir", home, "--batch", "--show-keys", "--with-colons"],
+                                 input=armored, capture_output=True, check=True).stdout.decode()
+    fingerprints, primary = [], False
+    for record in (line.split(":") for line in listing.splitlines()):
+        if record[0] == "pub":
+            primary = True
+        elif record[0] == "fpr" and primary:
+            fingerprints.append(record[9])
+            primary = False
+    return fingerprints
 
 
 def require_ms_repository() -> MicrosoftRepository:
-    repository = MicrosoftRepository(repository_url=_required("MS_REPO_URL", "ODBC repository"),
-                                     key_url=_required("MS_KEY_URL", "ODBC repository"),
-                                     missing_lib_url=_required("MS_REPO_MISSING_LIB_URL", "ODBC repository"))
+    key_url = _required("MS_KEY_URL", "ODBC repository")
     try:
-        with urllib.request.urlopen(repository.key_url, timeout=5):
-            pass
+        with urllib.request.urlopen(key_url, timeout=5) as response:
+            key = response.read()
     except OSError as exc:
-        unavailable("ODBC repository", f"nothing answers at {repository.key_url} ({exc})")
-    return repository
+        unavailable("ODBC repository", f"nothing answers at {key_url} ({exc})")
+    [fingerprint] = key_fingerprints(key)
+    return MicrosoftRepository(repository_url=_required("MS_REPO_URL", "ODBC repository"), key_url=key_url,
+                               missing_lib_url=_required("MS_REPO_MISSING_LIB_URL", "ODBC repository"),
+                               key_fingerprint=fingerprint)

@@ -11,6 +11,7 @@ an Azure SDK: docker_engine.py and the azure/ adapters do.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,9 @@ DOCKERIGNORE_HEADER = "# Written by mlflow-aca: the build needs nothing but thes
 LOG_TAIL = 8  # lines of output quoted in a failure
 # What the template's self-check prints when the image could not reach Azure SQL (Dockerfile.j2).
 CHECK_PREFIX = "mlflow-aca image check: "
+# The classic builder wraps a step's stderr in colour codes (ESC[91m ... ESC[0m), so a line
+# printed after a warning (gpg's "keybox created", observed) starts with ESC[0m.
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 _T = TypeVar("_T")
 
 
@@ -233,8 +237,9 @@ class BuildLog:
         if not line.strip():
             return
         self.reporter.log(line)
-        if line.startswith(CHECK_PREFIX):
-            self.check_failure = "the image failed its self-check: " + line[len(CHECK_PREFIX):]
+        plain = _COLOUR.sub("", line)
+        if plain.startswith(CHECK_PREFIX):
+            self.check_failure = "the image failed its self-check: " + plain[len(CHECK_PREFIX):]
         if not line.startswith((" ---> ", "Removing intermediate container")):  # bookkeeping, not news
             self.tail = (self.tail + [line])[-LOG_TAIL:]
         if line.startswith("Step "):

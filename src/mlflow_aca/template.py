@@ -7,10 +7,11 @@ import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlflow_aca.errors import ConfigError
 from mlflow_aca.image_files import PLUGIN_NAME, PLUGIN_SOURCE, PLUGIN_WHEEL, plugin_wheel
+from mlflow_aca.supply_chain import LOCK_DIR, LOCK_IN_IMAGE, Lock, lock_for
 
 if TYPE_CHECKING:
     from mlflow_aca.config import Settings
@@ -36,21 +37,45 @@ def template_text() -> str:
     return template_file(TEMPLATE_NAME)
 
 
-def template_file(name: str) -> str:
+def template_file(*parts: str) -> str:
     """A file shipped beside the template inside the package (a wheel carries them as package
     data). A source checkout run without installing has them only at the repository top level.
     """
-    packaged = resources.files("mlflow_aca").joinpath("templates", name)
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    checkout = Path(__file__).resolve().parents[2] / "templates" / name
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8")
-    raise ConfigError(
-        f"The image file {name} is missing from the installation.",
-        code="template_missing",
-        hint="Reinstall mlflow-aca.",
-    )
+    found = _template_path(*parts)
+    if found is None:
+        raise ConfigError(
+            f"The image file {'/'.join(parts)} is missing from the installation.",
+            code="template_missing",
+            hint="Reinstall mlflow-aca.",
+        )
+    return found.read_text(encoding="utf-8")
+
+
+def has_template_file(*parts: str) -> bool:
+    return _template_path(*parts) is not None
+
+
+def template_names(folder: str) -> list[str]:
+    """The names of the files in a folder of templates/ (empty when there is no such folder)."""
+    for root in _template_roots():
+        directory = root.joinpath(folder)
+        if directory.is_dir():
+            return sorted(entry.name for entry in directory.iterdir() if entry.is_file())
+    return []
+
+
+def _template_path(*parts: str) -> Any:
+    for root in _template_roots():
+        candidate = root.joinpath(*parts)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _template_roots() -> list[Any]:
+    packaged = resources.files("mlflow_aca").joinpath("templates")
+    checkout = Path(__file__).resolve().parents[2] / "templates"
+    return [root for root in (packaged, checkout) if root.is_dir()]
 
 
 def render_dockerfile(settings: Settings) -> str:
@@ -60,10 +85,13 @@ def render_dockerfile(settings: Settings) -> str:
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     return environment.from_string(template_text()).render(
+        lock=lock_for(settings),
+        lock_in_image=LOCK_IN_IMAGE,
         base_image=settings.base_image,
         install_odbc_driver=settings.install_odbc_driver,
         odbc_repository_url=settings.odbc_repository_url,  # validated in config: safe on a RUN line
         odbc_key_url=settings.odbc_key_url,
+        odbc_key_fingerprint=settings.odbc_key_fingerprint,  # validated: 40 hex digits
         mlflow_version=settings.mlflow_version,
         pyodbc_version=PYODBC_VERSION,
         extra_packages=settings.extra_packages,
@@ -81,14 +109,18 @@ def content_tag(dockerfile: str, mlflow_version: str, files: dict[str, bytes] | 
     return f"{mlflow_version}-{digest.hexdigest()[:12]}"
 
 
-def context_files() -> dict[str, bytes]:
-    """The files the Dockerfile copies from the build context."""
-    return {PLUGIN_WHEEL: plugin_wheel(template_file(PLUGIN_SOURCE))}
+def context_files(lock: Lock | None = None) -> dict[str, bytes]:
+    """The files the Dockerfile copies from the build context: the SQL plugin's wheel, and the
+    dependency lock when the build installs from one."""
+    files = {PLUGIN_WHEEL: plugin_wheel(template_file(PLUGIN_SOURCE))}
+    if lock is not None:
+        files[lock.name] = template_file(LOCK_DIR, lock.name).encode("utf-8")
+    return files
 
 
 def render_image(settings: Settings) -> RenderedImage:
     dockerfile = render_dockerfile(settings)
-    files = context_files()
+    files = context_files(lock_for(settings))
     return RenderedImage(
         dockerfile=dockerfile,
         repository=settings.image_repository,

@@ -54,7 +54,8 @@ def test_build_context_is_the_dockerfile_its_files_and_a_dockerignore_that_keeps
     from mlflow_aca.image_files import PLUGIN_WHEEL
 
     rendered = render_image(settings())
-    assert list(rendered.files) == [PLUGIN_WHEEL]
+    lock = "mlflow-3.17.2-py3.12.txt"  # the default MLflow version installs from its lock
+    assert list(rendered.files) == [PLUGIN_WHEEL, lock]
     with image.build_context(rendered) as context:
         assert (context / "Dockerfile").read_text() == rendered.dockerfile
         (context / "stray.txt").write_text("must not be sent")
@@ -63,9 +64,10 @@ def test_build_context_is_the_dockerfile_its_files_and_a_dockerignore_that_keeps
         archive = pack_context(context)
     assert not context.exists()
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive))) as tar:
-        assert sorted(tar.getnames()) == [".dockerignore", "Dockerfile", PLUGIN_WHEEL]
+        assert sorted(tar.getnames()) == sorted([".dockerignore", "Dockerfile", PLUGIN_WHEEL, lock])
         assert tar.extractfile("Dockerfile").read().decode() == rendered.dockerfile
         assert tar.extractfile(PLUGIN_WHEEL).read() == rendered.files[PLUGIN_WHEEL]
+        assert tar.extractfile(lock).read() == rendered.files[lock]
 
 
 def test_the_tag_follows_the_files_the_build_copies_in_not_only_the_dockerfile():
@@ -73,8 +75,9 @@ def test_the_tag_follows_the_files_the_build_copies_in_not_only_the_dockerfile()
 
     rendered = render_image(settings())
     assert render_image(settings()).tag == rendered.tag  # same content, same tag
-    changed = {name: data + b"\n" for name, data in rendered.files.items()}
-    assert content_tag(rendered.dockerfile, "3.17.2", changed) != rendered.tag
+    for name, data in rendered.files.items():  # the plugin wheel, and the lock
+        changed = {**rendered.files, name: data + b"\n"}
+        assert content_tag(rendered.dockerfile, "3.17.2", changed) != rendered.tag, name
 
 
 # -- the build stream ---------------------------------------------------------------------------------------
@@ -191,3 +194,16 @@ def test_build_arg_without_equals_or_environment_is_a_usage_error(tmp_path):
                      env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert result.code == 2, result
     assert "NOPE_NOT_SET" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_check_line_after_a_steps_stderr_is_still_recognised():
+    # What the engine streamed when gpg had warned on stderr just before the key check failed.
+    log = image.BuildLog(RecordingReporter(), "b")
+    log.feed({"stream": "\x1b[91mgpg: /tmp/tmp.Px3jQPnQ4l/trustdb.gpg: trustdb created\n"})
+    log.feed({"stream": "\x1b[0mmlflow-aca image check: the key at http://mirror/key.asc has fingerprint A, "
+                        "expected B (odbc_key_fingerprint)\n"})
+    log.feed({"errorDetail": {"code": 1, "message": "The command '/bin/sh -c apt-get update ...' returned a "
+                                                    "non-zero code: 1"}, "error": "..."})
+    log.close()
+    assert log.failure == ("the image failed its self-check: the key at http://mirror/key.asc has fingerprint A, "
+                           "expected B (odbc_key_fingerprint)")

@@ -28,16 +28,23 @@ def build(
     build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help=BUILD_ARG_HELP,
                                                         show_default=False)] = None,
 ) -> None:
+    from mlflow_aca.supply_chain import notices
     from mlflow_aca.template import render_image
 
     image = render_image(run.settings())
+    # What this image does not pin (base image digest, hashed dependencies): said before the
+    # build, and in the JSON result.
+    unpinned = notices(run.settings())
     if dry_run:
         if run.json:
-            run.succeed({"dockerfile": image.dockerfile, "image": image.reference, "tag": image.tag})
+            run.succeed({"dockerfile": image.dockerfile, "image": image.reference, "tag": image.tag,
+                         "notices": unpinned})
         else:
             sys.stdout.write(image.dockerfile)
             run.note(f"image: {image.reference}")
+            _note(run, unpinned)
         return
+    _note(run, unpinned)
     from mlflow_aca import image as images
 
     options = images.BuildOptions.from_flags(no_cache=no_cache, pull=pull, build_args=build_arg or ())
@@ -51,7 +58,12 @@ def build(
         if not (refused.local_possible and _accept_local_build(run, refused)):
             raise
         result = _local(run, options, image.reference)
-    run.succeed(result.as_data(), lambda out: _show(out, result))
+    run.succeed({**result.as_data(), "notices": unpinned}, lambda out: _show(out, result))
+
+
+def _note(run: Run, notices: list[str]) -> None:
+    for notice in notices:
+        run.note(f"Notice: {notice}")
 
 
 def _local(run: Run, options: Any, reference: str) -> Any:

@@ -24,14 +24,15 @@ def plan(
     adopt: AdoptOption = None,
 ) -> None:
     from mlflow_aca import deployment
-    from mlflow_aca.cli.plan_view import plan_data, show_plan
+    from mlflow_aca.cli.plan_view import image_notices, plan_data, show_plan
     from mlflow_aca.imageref import checked_image
 
     image = checked_image(image)
     with run.azure(dry_run=True) as ctx, run.progress() as reporter:
         ctx.adopt = adopted(adopt)
         outcome = deployment.plan(ctx, reporter, image=image)
-    data = {**plan_data(outcome), "sign_in": ctx.settings.describe_sign_in()}
+    data = {**plan_data(outcome), "sign_in": ctx.settings.describe_sign_in(),
+            "notices": image_notices(ctx.settings, image_given=image is not None)}
 
     def show(out) -> None:
         show_plan(out, data, image_given=image is not None)

@@ -34,6 +34,14 @@ def plan_data(outcome: Any) -> dict[str, Any]:
     return data
 
 
+def image_notices(settings: Any, *, image_given: bool) -> list[str]:
+    """What the template's image does not pin (supply_chain.py); nothing when the plan is for
+    an image given with --image, which the template does not build."""
+    from mlflow_aca.supply_chain import notices
+
+    return [] if image_given else notices(settings)
+
+
 def summary_line(counts: dict[str, int]) -> str:
     line = f"Plan: {counts['create']} to create, {counts['change']} to change, {counts['unchanged']} unchanged."
     if counts.get("run"):
@@ -56,6 +64,8 @@ def show_plan(out: Any, data: dict[str, Any], *, image_given: bool) -> None:
         for change in row.get("diff", []):
             out.print(f"      {change['path']}: {change['old']} -> {change['new']}", markup=False, soft_wrap=True)
     out.print("\n" + summary_line(data["summary"]), markup=False)
+    for notice in data.get("notices", []):
+        out.print(f"Notice: {notice}", markup=False, soft_wrap=True)
     app = next((row for row in rows if row["key"] == "app"), None)
     image = next((c for c in (app or {}).get("diff", []) if c["path"] == APP_IMAGE), None)
     if image and not image_given:

@@ -42,6 +42,15 @@ _NUMBER_FIELDS = ("sql_max_vcores", "sql_min_capacity", "sql_auto_pause_minutes"
                   "blob_soft_delete_days", "log_retention_days", "cpu", "min_replicas",
                   "max_replicas", "workers", "poll_interval", "concurrency", "timeout_minutes", "lease_seconds",
                   "lease_settle_seconds")
+# The primary key fingerprint of Microsoft's "Microsoft (Release signing)
+# <gpgsecurity@microsoft.com>" key, packages.microsoft.com/keys/microsoft.asc, which signs the
+# Debian 12 repository. Sources: Microsoft's Azure CLI apt instructions (2018) and Defender for
+# Endpoint's Ansible guide fetch the key from packages.microsoft.com by this fingerprint
+# (`--recv-keys BC528686B50D79E339D3721CEB3E94ADBE1229CF`, `apt_key: id: BC52...29CF`);
+# microsoft/linux-package-repositories' README names its key id, EB3E94ADBE1229CF (the last 16
+# digits); and the SHA-1 of the v4 public-key packet (RFC 4880 section 12.2) in a hex dump of
+# microsoft.asc (gist Austcool-Walker/7b87b19086935a2d20398de51f00eb9d) computes to it.
+MICROSOFT_KEY_FINGERPRINT = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
 # odbc_repository_url / odbc_key_url: scheme, host (name or IPv4), optional port, path.
 _ODBC_URL = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%+/-]*)?")
 
@@ -120,7 +129,9 @@ class Settings(BaseModel):
         description="MLflow version installed in the image (mlflow[azure]==<version>).",
         json_schema_extra=_group("Image"))] = "3.17.2"
     base_image: Annotated[str, Field(
-        description="Debian 12 based Python image the server image is built from.",
+        description="Debian 12 based Python image the server image is built from. Pin it by "
+        "digest (<image>:<tag>@sha256:<digest>) for a rebuild to get the same contents; keep the "
+        "tag, it tells which Python the dependency lock is for.",
         json_schema_extra=_group("Image"))] = "python:3.12.12-slim-bookworm"
     install_odbc_driver: Annotated[bool, Field(
         description="Install Microsoft's ODBC Driver 18 from Microsoft's repository "
@@ -135,6 +146,11 @@ class Settings(BaseModel):
         description="Armored public key that signs odbc_repository_url (Microsoft's, or your "
         "mirror's).",
         json_schema_extra=_group("Image"))] = "https://packages.microsoft.com/keys/microsoft.asc"
+    odbc_key_fingerprint: Annotated[str, Field(
+        description="Fingerprint of the key at odbc_key_url (40 hexadecimal digits, spaces "
+        "allowed); the build stops if the key it downloads has another. Default: Microsoft's "
+        "(Release signing) key; set your mirror's when it signs with its own.",
+        json_schema_extra=_group("Image"))] = MICROSOFT_KEY_FINGERPRINT
     extra_packages: Annotated[list[str], Field(
         description="Extra pip requirements installed into the image.",
         json_schema_extra=_group("Image"))] = []
@@ -352,6 +368,19 @@ class Settings(BaseModel):
                 "characters, e.g. 'https://packages.microsoft.com/debian/12/prod'"
             )
         return value
+
+    @field_validator("odbc_key_fingerprint")
+    @classmethod
+    def _valid_fingerprint(cls, value: str) -> str:
+        # As gpg prints it (groups of four) or run together; stored as gpg's --with-colons
+        # output spells it, which is what the build compares with (Dockerfile.j2).
+        compact = value.replace(" ", "").upper()
+        if not re.fullmatch(r"[0-9A-F]{40}", compact):
+            raise ValueError(
+                "must be an OpenPGP v4 key fingerprint: 40 hexadecimal digits, spaces allowed, "
+                f"e.g. {' '.join(MICROSOFT_KEY_FINGERPRINT[i:i + 4] for i in range(0, 40, 4))!r}"
+            )
+        return compact
 
     @field_validator("extra_packages")
     @classmethod
