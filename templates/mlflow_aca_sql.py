@@ -14,6 +14,9 @@ fail with HTTP 500. The ODBC driver's ConnectRetryCount restores broken idle con
 SQLAlchemy finds the plugin through the `sqlalchemy.plugins` entry point of this distribution
 and removes the `plugin` parameter from the URL before the dialect sees it
 (sqlalchemy/engine/create.py, create_engine -> URL._instantiate_plugins).
+
+`python -m mlflow_aca_sql grant` (the migration job's `grant` init container) creates the app's
+contained database user: see `grant_statement`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
+import uuid
 
 from sqlalchemy import event
 from sqlalchemy.engine import CreateEnginePlugin
@@ -83,3 +88,114 @@ class AzureSqlRetry(CreateEnginePlugin):
                             "database resuming); retrying in %.0f s", attempt, min(transient), delay)
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+# -- the app's database user (run by the migration job, signed in as the Entra administrator) ----
+URI_VARIABLE = "MLFLOW_BACKEND_STORE_URI"
+APP_USER_VARIABLE = "MLFLOW_ACA_APP_USER"            # the app identity's name
+APP_CLIENT_ID_VARIABLE = "MLFLOW_ACA_APP_CLIENT_ID"  # the app identity's client id
+# What MLflow's server needs on a current schema: rows read and written, no DDL (the schema is
+# `mlflow db upgrade`'s, run by the job as the administrator).
+APP_ROLES = ("db_datareader", "db_datawriter")
+# A user-assigned identity's name (Microsoft.ManagedIdentity's rule, mlflow_aca/naming.py): no
+# `]` or `'`, so the name can sit in [brackets] and N'quotes' unescaped; checked again here.
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
+_ROLE_NAME = re.compile(r"db_[a-z_]+")
+
+
+def sid_literal(client_id: str) -> str:
+    """The database SID of an Entra application (a managed identity is one) as a T-SQL binary
+    literal: its client id's 16 bytes in GUID byte order (`uuid.UUID.bytes_le`), the value the
+    server's Entra administrator `sid` holds as a GUID string."""
+    return "0x" + uuid.UUID(client_id).bytes_le.hex().upper()
+
+
+def grant_statement(user: str, client_id: str, roles: tuple[str, ...] = APP_ROLES) -> str:
+    """One idempotent T-SQL batch: the contained user `user` for the application `client_id`,
+    member of `roles` and of nothing else this batch adds.
+
+    `CREATE USER ... WITH SID = <client id bytes>, TYPE = E` names the Entra application by its
+    SID, so the server does not look it up in Microsoft Graph. `FROM EXTERNAL PROVIDER` would,
+    and when the signed-in administrator is a service principal (the migration identity) that
+    needs the server's own identity to hold Graph read permission (Directory Readers), which only
+    a tenant administrator can grant (learn.microsoft.com/azure/azure-sql/database/
+    authentication-aad-service-principal). The SID form is widely used (e.g.
+    gist.github.com/Rookian/8532de7bf142275611390f432e3a1a6a) but NOT documented by Microsoft.
+
+    A user of that name with another SID (the identity was deleted and created again: a new
+    client id) is dropped and created again; role membership is added only when missing."""
+    if not _USER_NAME.fullmatch(user):
+        raise ValueError(f"not a user-assigned identity name: {user!r}")
+    if any(not _ROLE_NAME.fullmatch(role) for role in roles):
+        raise ValueError(f"not a fixed database role: {roles!r}")
+    sid = sid_literal(client_id)
+    lines = [
+        f"DECLARE @sid varbinary(85) = {sid};",
+        f"IF EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'{user}' AND (sid IS NULL OR sid <> @sid))",
+        f"    DROP USER [{user}];",
+        f"IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'{user}')",
+        f"    CREATE USER [{user}] WITH SID = {sid}, TYPE = E;",
+    ]
+    for role in roles:
+        lines += [
+            "IF NOT EXISTS (SELECT 1 FROM sys.database_role_members AS m",
+            "    JOIN sys.database_principals AS r ON r.principal_id = m.role_principal_id",
+            "    JOIN sys.database_principals AS u ON u.principal_id = m.member_principal_id",
+            f"    WHERE r.name = N'{role}' AND u.name = N'{user}')",
+            f"    ALTER ROLE [{role}] ADD MEMBER [{user}];",
+        ]
+    return "\n".join(lines)
+
+
+def odbc_connect_args(uri: str) -> tuple[list, dict]:
+    """What SQLAlchemy's dialect for `uri` (mssql+pyodbc) hands pyodbc.connect: the same ODBC
+    connection string MLflow's engine uses. The `plugin` parameter is dropped first, as
+    create_engine drops it (sqlalchemy/engine/create.py)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri).difference_update_query(["plugin", "plugins"])
+    return url.get_dialect()().create_connect_args(url)
+
+
+def grant(uri: str, user: str, client_id: str, delays: tuple[float, ...] | None = None) -> None:
+    """Sign in with `uri` (the administrator) and run `grant_statement`, retrying a login refused
+    for a transient reason (a resuming serverless database) as the engine plugin does."""
+    import pyodbc
+
+    statement = grant_statement(user, client_id)   # refuses a bad name before any connection
+    args, kwargs = odbc_connect_args(uri)
+    schedule = retry_delays() if delays is None else delays
+    for attempt, delay in enumerate((*schedule, None), start=1):
+        try:
+            # Only pyodbc's timeout bounds a login (tests/sqlfront/test_driver_login.py, observed).
+            connection = pyodbc.connect(*args, autocommit=True, timeout=30, **kwargs)
+            break
+        except pyodbc.Error as error:
+            transient = error_numbers(error) & TRANSIENT_ERRORS
+            if not transient or delay is None:
+                raise
+            log.warning("Azure SQL refused login attempt %d with error %s (transient); retrying in %.0f s",
+                        attempt, min(transient), delay)
+            time.sleep(delay)
+    try:
+        connection.execute(statement)
+    finally:
+        connection.close()
+
+
+def main(argv: list[str]) -> int:
+    """`python -m mlflow_aca_sql grant`: everything comes from the environment (no URI in any
+    process's arguments)."""
+    if argv != ["grant"]:
+        print("usage: python -m mlflow_aca_sql grant  (reads MLFLOW_BACKEND_STORE_URI, "
+              f"{APP_USER_VARIABLE}, {APP_CLIENT_ID_VARIABLE})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    user, client_id = os.environ[APP_USER_VARIABLE], os.environ[APP_CLIENT_ID_VARIABLE]
+    grant(os.environ[URI_VARIABLE], user, client_id)
+    log.info("database user [%s] (client id %s) is a member of %s", user, client_id, ", ".join(APP_ROLES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -15,21 +15,21 @@ from mlflow_aca.resources.app import ContainerApp
 from mlflow_aca.resources.base import Context, Resource
 from mlflow_aca.resources.environment import Environment
 from mlflow_aca.resources.group import ResourceGroup
-from mlflow_aca.resources.identity import Identity
+from mlflow_aca.resources.identity import Identity, MigrationIdentity
 from mlflow_aca.resources.image import ImageCheck
 from mlflow_aca.resources.job import MigrationJob
 from mlflow_aca.resources.location import LocationCheck
 from mlflow_aca.resources.ownership import preflight
 from mlflow_aca.resources.registry import Registry
-from mlflow_aca.resources.roles import RoleAssignment
+from mlflow_aca.resources.roles import RetiredRoleAssignment, RoleAssignment
 from mlflow_aca.resources.signin import signin_resources
 from mlflow_aca.resources.sql import SqlDatabase, firewall_rules, sql_server_resources
 from mlflow_aca.resources.storage import BlobContainer, BlobService, StorageAccount
 from mlflow_aca.resources.workspace import Workspace
 
 # What the app needs to exist before its first revision can start.
-APP_PREREQUISITES = ("identity", "registry", "environment", "storage_account", "blob_container",
-                     "sql_database")
+APP_PREREQUISITES = ("identity", "migration_identity", "registry", "environment", "storage_account",
+                     "blob_container", "sql_database")
 
 
 def connect(settings: Settings, *, dry_run: bool = False) -> Context:
@@ -41,17 +41,24 @@ def connect(settings: Settings, *, dry_run: bool = False) -> Context:
 
 
 def role_assignments() -> list[RoleAssignment]:
+    """The app identity's Azure roles (the migration identity has none): blob data on the artifact
+    container only (its ARM id, .../blobServices/default/containers/<c>, is a valid scope for
+    Azure RBAC: learn.microsoft.com/azure/storage/blobs/assign-azure-role-data-access,
+    "Resource scope"), AcrPull on the registry. Versions before the container scope granted blob
+    data on the whole account: that grant is removed (`role_blob_data_account`)."""
     return [
         RoleAssignment("role_blob_data", STORAGE_BLOB_DATA_CONTRIBUTOR, "Storage Blob Data Contributor",
-                       "storage_account"),
+                       "blob_container"),
         RoleAssignment("role_acr_pull", ACR_PULL, "AcrPull", "registry"),
+        RetiredRoleAssignment("role_blob_data_account", STORAGE_BLOB_DATA_CONTRIBUTOR,
+                              "Storage Blob Data Contributor", "storage_account", replaced_by="role_blob_data"),
     ]
 
 
 def infrastructure(ctx: Context) -> list[Resource]:
     """Every resource `provision` converges, in no particular order: the graph orders them."""
     return [
-        ResourceGroup(), Identity(), Workspace(), StorageAccount(), BlobService(), BlobContainer(),
+        ResourceGroup(), Identity(), MigrationIdentity(), Workspace(), StorageAccount(), BlobService(), BlobContainer(),
         Registry(), *sql_server_resources(ctx), *firewall_rules(ctx),
         SqlDatabase(entra=ctx.settings.sql_auth == "entra"), Environment(),
         *role_assignments(), *signin_resources(ctx),

@@ -66,6 +66,13 @@ RULES: dict[str, NameRule] = {
         "or digit",
         "mlflow-id",
     ),
+    # The migration job's identity (the SQL server's Entra administrator): the same rule.
+    "migration_identity_name": NameRule(
+        "user-assigned identity", 3, 128, r"[A-Za-z0-9][A-Za-z0-9_-]*",
+        "3-128 characters: letters, digits, hyphens and underscores, starting with a letter "
+        "or digit",
+        "mlflow-migrate-id",
+    ),
     "workspace_name": NameRule(
         "Log Analytics workspace", 4, 63, r"[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]",
         "4-63 characters: letters, digits and hyphens, starting and ending with a letter or "
@@ -162,6 +169,7 @@ def derive_names(name: str, subscription_id: str, resource_group: str) -> dict[s
     short = compact(name)
     return {
         "identity_name": f"{name}-id",
+        "migration_identity_name": f"{name}-migrate-id",
         "workspace_name": f"{name}-logs",
         # "st" + up to 16 + 6 = at most 24 characters.
         "storage_account_name": f"st{short[:16]}{suffix}",

@@ -25,7 +25,9 @@ from mlflow_aca.resources.ownership import ADOPTED, OURS, owner
 from mlflow_aca.resources.roles import RoleAssignment
 
 # In deletion order's spirit: the data resources --delete-data removes.
-DATA_KEYS = ("sql_database", "sql_server", "storage_account", "registry", "workspace", "identity")
+# The migration identity is the SQL server's administrator: kept with the server's data.
+DATA_KEYS = ("sql_database", "sql_server", "storage_account", "registry", "workspace", "identity",
+             "migration_identity")
 KEPT_BECAUSE = {
     ADOPTED: "adopted: it existed before mlflow-aca, so teardown never deletes it",
     "foreign": "not created by mlflow-aca for this deployment",
@@ -174,7 +176,7 @@ def teardown_steps(ctx: Context, *, delete_data: bool) -> list[Step]:
         deps: tuple[str, ...] = role_keys
         if key == "workspace":
             deps = ("environment",)
-        elif key == "identity":
+        elif key in ("identity", "migration_identity"):
             deps = (*role_keys, "app", "migration")
         elif key == "sql_server":
             deps = ("sql_database",)
@@ -220,7 +222,7 @@ def _delete_role(ctx: Context, role: RoleAssignment) -> Step:
         role.delete(ctx)
         return StepResult("deleted")
 
-    return Step(role.key, f"role {role.role_name} for {ctx.names.identity}", run)
+    return Step(role.key, role.label(ctx), run)
 
 
 def _delete_registration(ctx: Context) -> StepResult:

@@ -132,6 +132,12 @@ def job_run(job: dict[str, Any], secrets: dict[str, str]) -> ContainerRun:
     return _container_run(container, secrets, where=job["name"])
 
 
+def job_init_run(job: dict[str, Any], secrets: dict[str, str], name: str) -> ContainerRun:
+    """One of the job's init containers (which ACA runs to completion before its containers)."""
+    (container,) = [c for c in job["properties"]["template"].get("initContainers") or [] if c["name"] == name]
+    return _container_run(container, secrets, where=f"{job['name']}/{name}")
+
+
 # -- the deployment's registry ------------------------------------------------------------------------
 # In the stand-in, the deployment's registry holds catalog entries (a manifest, no layers): what
 # the image check and the revision's pull look at. The image deployed as `<login server>/<repo>:<tag>`

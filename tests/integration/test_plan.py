@@ -23,10 +23,11 @@ def test_blob_soft_delete_is_created_in_plan_and_in_provision(deployment):
 
 def test_summary_and_values_of_each_change(deployment):
     fresh = deployment.ok("plan")
-    # Every resource to create but the sign-in assignments (none listed); the image and location
-    # checks are not resources and are not counted.
+    # Every resource to create but the sign-in assignments (none listed) and the retired
+    # account-wide blob grant (none to remove); the image and location checks are not resources
+    # and are not counted.
     resources = len(fresh["resources"]) - 2
-    assert fresh["summary"] == {"create": resources - 1, "change": 0, "unchanged": 1, "run": 1}
+    assert fresh["summary"] == {"create": resources - 2, "change": 0, "unchanged": 2, "run": 1}
     deployment.ok("provision")
     deployment.write_config(log_retention_days=60)
     data = deployment.ok("plan")
@@ -55,7 +56,9 @@ def test_plan_with_the_deployed_image_shows_no_drift(deployment):
     expected = {"path": "properties.template.containers[0].image", "old": json.dumps(image),
                 "new": json.dumps(template)}
     assert job["outcome"] == app["outcome"] == "update"
-    assert job["diff"] == app["diff"] == [expected]
+    assert app["diff"] == [expected]
+    # The job's grant init container runs the same image.
+    assert job["diff"] == [{**expected, "path": "properties.template.initContainers[0].image"}, expected]
     assert "no run: schema already at MLflow" in job["detail"]  # a definition change, no upgrade
     human = deployment.cli("plan")
     assert f"The app runs {image}" in human.stdout and "Pass the same --image" in human.stdout

@@ -25,6 +25,7 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     # Nobody to assign: with no auth_allowed_principals everyone in the tenant may sign in.
     assert outcomes.pop("auth_assignments") == "ok"
     assert outcomes.pop("location") == "ok"  # the location check, before the first write
+    assert outcomes.pop("role_blob_data_account") == "ok"  # no account-wide blob grant to remove
     assert set(outcomes.values()) <= {"created", "updated"}
     deployment.push_template_image()  # stands for build + push run earlier
     deployed = deployment.ok("deploy")
@@ -32,7 +33,9 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     assert app_row["outcome"] == "created" and "healthy" in app_row["detail"]
     n = names(deployment)
 
-    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")
+    identities = {i["name"]: i for i in deployment.resources("Microsoft.ManagedIdentity/userAssignedIdentities")}
+    assert set(identities) == {n.identity, n.migration_identity}
+    identity, migration = identities[n.identity], identities[n.migration_identity]
     principal = identity["properties"]["principalId"]
     client_id = identity["properties"]["clientId"]
 
@@ -59,7 +62,8 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     server = deployment.one("Microsoft.Sql/servers")
     assert server["properties"]["minimalTlsVersion"] == "1.2"
     admin = deployment.one("Microsoft.Sql/servers/administrators")["properties"]
-    assert admin["sid"] == client_id and admin["login"] == n.identity
+    # The migration job's identity administers the server; the app's does not.
+    assert admin["sid"] == migration["properties"]["clientId"] != client_id and admin["login"] == n.migration_identity
     assert deployment.one("Microsoft.Sql/servers/azureADOnlyAuthentications")["properties"] == {
         "azureADOnlyAuthentication": True}
     path = server["id"].split(deployment.subscription_id, 1)[1]
@@ -84,13 +88,14 @@ def test_fresh_provision_and_deploy_applies_every_security_setting(deployment):
     assignments = deployment.resources("Microsoft.Authorization/roleAssignments")
     granted = {(a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1], a["properties"]["scope"].lower())
                for a in assignments}
-    assert granted == {(ACR_PULL, registry["id"].lower()), (STORAGE_BLOB_DATA_CONTRIBUTOR, storage["id"].lower())}
+    assert granted == {(ACR_PULL, registry["id"].lower()), (STORAGE_BLOB_DATA_CONTRIBUTOR, container["id"].lower())}
     assert all(a["properties"]["principalId"] == principal for a in assignments)
     assert all(uuid.UUID(a["name"]) for a in assignments)
 
     app = deployment.one("Microsoft.App/containerApps")
     config, template = app["properties"]["configuration"], app["properties"]["template"]
     assert app["identity"]["type"] == "UserAssigned"
+    assert list(app["identity"]["userAssignedIdentities"]) == [identity["id"]]
     assert config["registries"] == [{"server": registry["properties"]["loginServer"], "identity": identity["id"]}]
     assert config["ingress"]["allowInsecure"] is False and config["ingress"]["targetPort"] == 5000
     (main,) = template["containers"]
@@ -171,11 +176,13 @@ def test_plan_and_dry_run_write_nothing(deployment):
     assert outcomes.pop("auth_assignments") == "ok"   # no principals listed: nothing to assign
     assert outcomes.pop("image_check") == "unchecked"  # no registry yet: no image to look for
     assert outcomes.pop("location") == "ok"
+    assert outcomes.pop("role_blob_data_account") == "ok"   # nothing to remove
     assert set(outcomes.values()) == {"create"}
     dry = deployment.ok("provision", "--dry-run")
     outcomes = {r["key"]: r["outcome"] for r in dry["resources"]}
     assert dry["dry_run"] is True and outcomes.pop("auth_assignments") == "ok"
     assert outcomes.pop("location") == "ok"
+    assert outcomes.pop("role_blob_data_account") == "ok"
     assert set(outcomes.values()) == {"create"}
     assert deployment.writes() == [] and deployment.resources() == []
     assert deployment.requests(method="POST", path="/v1.0/servicePrincipals") == []
@@ -232,6 +239,7 @@ def test_entra_administrator_drift_is_corrected_through_its_own_resource(deploym
     changed = {r["key"] for r in data["resources"] if r["outcome"] != "ok"}
     assert changed == {"sql_entra_admin"}
     assert [w["path"].rsplit("/", 2)[-2:] for w in deployment.writes()] == [["administrators", "ActiveDirectory"]]
-    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")
+    identity = next(i for i in deployment.resources("Microsoft.ManagedIdentity/userAssignedIdentities")
+                    if i["name"] == n.migration_identity)
     admin = deployment.one("Microsoft.Sql/servers/administrators")["properties"]
-    assert (admin["login"], admin["sid"]) == (n.identity, identity["properties"]["clientId"])
+    assert (admin["login"], admin["sid"]) == (n.migration_identity, identity["properties"]["clientId"])

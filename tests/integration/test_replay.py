@@ -369,7 +369,8 @@ def test_only_allowed_principals_get_in(ingress, replay_engine):
     token, the layer refuses a token forged for the operator, the identity itself gets through."""
     deployed = ingress
     deployment = deployed.deployment
-    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")["properties"]
+    identity = next(i for i in deployment.resources("Microsoft.ManagedIdentity/userAssignedIdentities")
+                    if i["name"] == f"{deployment.settings['name']}-id")["properties"]   # the app's
     image = deployed.app["properties"]["template"]["containers"][0]["image"]
     deployment.write_config(auth_allowed_principals=[identity["principalId"]])
     try:

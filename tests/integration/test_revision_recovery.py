@@ -142,7 +142,8 @@ def test_a_grant_that_never_propagates_is_a_clear_error(deployment):
     result = deployment.cli("deploy", "--image", second, "--json", timeout=240)
     assert result.code == 3, result
     error = result.json["error"]
-    identity = deployment.one("Microsoft.ManagedIdentity/userAssignedIdentities")["properties"]["clientId"]
+    identity = next(i for i in deployment.resources("Microsoft.ManagedIdentity/userAssignedIdentities")
+                    if i["name"] == "mlflow-id")["properties"]["clientId"]   # the app's: it pulls the image
     login_server = second.split("/", 1)[0]
     assert error["code"] == "ImagePullPending", error
     assert identity in error["message"] and login_server in error["message"] and "granted AcrPull" in error["message"]

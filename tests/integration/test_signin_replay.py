@@ -7,11 +7,14 @@ and the container app it then holds are run with Docker exactly as deployed, exc
 endpoint Container Apps injects served by the stand-in. What the driver presents is checked
 against what Azure SQL would accept for this deployment:
 - Entra (default): a token the identity endpoint issued for `https://database.windows.net/` to
-  the app's user-assigned identity, fetched with that identity's client id;
+  the app's user-assigned identity (the app) or to the migration identity, the server's Entra
+  administrator (the job), fetched with that identity's client id; the job's `grant` init
+  container signs in as the administrator and creates the app identity's contained user, and
+  the app's token is not the administrator's;
 - password: the administrator login and the generated password the app's secret holds.
 
 MLflow cannot go further than the login here (the front answers no MLflow query), so each
-container is stopped once the front has seen its login.
+container is stopped once the front has seen its login (the grant, plain T-SQL, runs to its end).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy.engine import make_url
 from tests import services
 from tests.integration import replay
 from tests.integration.conftest import Deployment
-from tests.sqlfront.front import SQL_SPN, SqlFront
+from tests.sqlfront.front import SQL_SPN, SqlFront, sid_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -40,7 +43,8 @@ class Deployed:
     deployment: Deployment
     app: dict[str, Any]
     job: dict[str, Any]
-    identity: dict[str, Any]
+    identity: dict[str, Any]            # the app's
+    migration_identity: dict[str, Any]  # the job's: the SQL server's Entra administrator
     secrets: dict[str, dict[str, str]] = field(repr=False)  # by resource name; never in a report
 
     def run(self, which: str) -> replay.ContainerRun:
@@ -66,7 +70,9 @@ def deploy(standin, directory, image: str, **settings: Any) -> Deployed:
     app = deployment.one("Microsoft.App/containerApps")
     job = deployment.one("Microsoft.App/jobs")
     secrets = {resource["name"]: replay.list_secrets(deployment, resource) for resource in (app, job)}
-    return Deployed(deployment, app, job, deployment.one(IDENTITY_TYPE), secrets)
+    identities = {r["name"]: r for r in deployment.resources(IDENTITY_TYPE)}
+    name = deployment.settings["name"]
+    return Deployed(deployment, app, job, identities[f"{name}-id"], identities[f"{name}-migrate-id"], secrets)
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +85,19 @@ def password(standin_session, tmp_path_factory, replay_image) -> Deployed:
     return deploy(standin_session, tmp_path_factory.mktemp("signin-password"), replay_image, sql_auth="password")
 
 
+def against_front(deployed: Deployed, run: replay.ContainerRun, front: SqlFront) -> replay.ContainerRun:
+    standin = deployed.deployment.standin
+    gateway = services.docker_gateway()
+    return replay.substitute_sql_front(
+        run, gateway=gateway, front_port=front.port, ca_bundle=front.bundle,
+        identity_endpoint=standin.identity_http(host="0.0.0.0", url_host=gateway),
+        identity_header=standin.app.tokens.identity_header)
+
+
 def first_login(deployed: Deployed, which: str, front: SqlFront, engine: Any):
     """Run the deployed container against the front until the front has seen a login attempt
     finish; return (login, the container's log, the command lines of its processes then)."""
-    standin = deployed.deployment.standin
-    gateway = services.docker_gateway()
-    run = replay.substitute_sql_front(
-        deployed.run(which), gateway=gateway, front_port=front.port, ca_bundle=front.bundle,
-        identity_endpoint=standin.identity_http(host="0.0.0.0", url_host=gateway),
-        identity_header=standin.app.tokens.identity_header)
+    run = against_front(deployed, deployed.run(which), front)
     front.clear()
     with replay.started(engine, run, name=f"signin-{which}") as container:
         try:
@@ -100,9 +110,10 @@ def first_login(deployed: Deployed, which: str, front: SqlFront, engine: Any):
 
 
 @pytest.mark.parametrize("which", ["job", "app"])
-def test_entra_sign_in_presents_a_database_token_of_the_apps_identity(entra, front, replay_engine, which):
+def test_entra_sign_in_presents_a_database_token_of_its_identity(entra, front, replay_engine, which):
+    """The app signs in with its own identity; the job (its upgrade) with the migration identity."""
     standin = entra.deployment.standin
-    properties = entra.identity["properties"]
+    properties = (entra.identity if which == "app" else entra.migration_identity)["properties"]
     asked_before = len(standin.identity_requests())
 
     login, log, _processes = first_login(entra, which, front, replay_engine)
@@ -123,6 +134,44 @@ def test_entra_sign_in_presents_a_database_token_of_the_apps_identity(entra, fro
     assert (asked["header"], asked["status"]) == ("right", 200)
 
 
+def test_the_jobs_grant_creates_the_apps_user_as_the_administrator_and_the_app_is_not_it(entra, front, replay_engine):
+    """(Before the password tests: their fixture resets the stand-in, and this one's identities with it.)
+
+    The job's `grant` init container, run as deployed, against a front where only the migration
+    identity (the server's Entra administrator) may create users: it presents that identity's
+    token and sends CREATE USER for the app identity's name with the app identity's SID and the
+    two role additions. The app's own sign-in then presents the app identity's token, which the
+    front does not take for the administrator's."""
+    standin = entra.deployment.standin
+    admin, app = entra.migration_identity["properties"], entra.identity["properties"]
+    front.clear()
+    front.accept_batches, front.claims = True, standin.app.tokens.verify
+    front.admin = {"oid": admin["principalId"], "appid": admin["clientId"]}
+    try:
+        run = against_front(entra, replay.job_init_run(entra.job, entra.secrets[entra.job["name"]], "mlflow-grant"),
+                            front)
+        assert (run.command, run.args) == (["python", "-m", "mlflow_aca_sql"], ["grant"])
+        asked_before = len(standin.identity_requests())
+        status, log = replay.run_job(replay_engine, run, timeout=LOGIN_WAIT)
+        assert status == 0, (log, [(x.outcome, x.events) for x in front.logins],
+                             [(r["status"], r["query"]) for r in standin.identity_requests()[asked_before:]])
+        (statement,) = front.statements()
+        assert statement.outcome == "done", statement
+        assert (statement.claims["appid"], statement.claims["oid"]) == (admin["clientId"], admin["principalId"])
+        assert statement.claims["aud"] == SQL_SPN
+        name = entra.identity["name"]
+        assert f"CREATE USER [{name}] WITH SID = {sid_of(app['clientId'])}, TYPE = E;" in statement.text
+        assert f"ALTER ROLE [db_datareader] ADD MEMBER [{name}];" in statement.text
+        assert f"ALTER ROLE [db_datawriter] ADD MEMBER [{name}];" in statement.text
+
+        login, log, _ = first_login(entra, "app", front, replay_engine)
+        claims = standin.app.tokens.verify(login.token or "")
+        assert claims is not None and (claims["appid"], claims["oid"]) == (app["clientId"], app["principalId"])
+        assert not front.is_admin(claims, login.user), "the app's token is the SQL administrator's"
+    finally:
+        front.accept_batches, front.claims, front.admin = False, None, None
+
+
 @pytest.mark.parametrize("which", ["job", "app"])
 def test_password_sign_in_presents_the_generated_login_and_password(password, front, replay_engine, which):
     resource = password.app if which == "app" else password.job
@@ -140,4 +189,3 @@ def test_password_sign_in_presents_the_generated_login_and_password(password, fr
     leaking = sum(1 for args in processes if any(form in args for form in forms))  # never print them
     assert len(processes) > 0
     assert leaking == 0, f"{leaking} of {len(processes)} processes show the password in their arguments"
-

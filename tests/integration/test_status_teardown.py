@@ -53,8 +53,15 @@ def test_status_absent(deployment):
     assert all(row["state"] == "absent" for row in result.json["data"]["resources"])
 
 
+def data_ids(deployment) -> dict[str, list[str]]:
+    return {t: sorted(r["id"] for r in deployment.resources(t)) for t in DATA_TYPES}
+
+
 def test_default_teardown_keeps_data_and_deploy_brings_it_back(deployed):
-    before = {t: deployed.one(t)["id"] for t in DATA_TYPES}
+    before = data_ids(deployed)
+    # Both identities (the app's, and the migration identity, the SQL server's administrator) are data.
+    assert [i.rsplit("/", 1)[-1] for i in before["Microsoft.ManagedIdentity/userAssignedIdentities"]] == [
+        "mlflow-id", "mlflow-migrate-id"]
     database_before = [d["id"] for d in deployed.resources("Microsoft.Sql/servers/databases")]
     data = deployed.ok("teardown")
     outcomes = {r["key"]: r["outcome"] for r in data["resources"]}
@@ -69,7 +76,7 @@ def test_default_teardown_keeps_data_and_deploy_brings_it_back(deployed):
     deployed.ok("provision")  # brings back the environment only
     redeployed = deployed.ok("deploy")
     assert next(r for r in redeployed["resources"] if r["key"] == "app")["outcome"] == "created"
-    assert {t: deployed.one(t)["id"] for t in DATA_TYPES} == before
+    assert data_ids(deployed) == before
     assert [d["id"] for d in deployed.resources("Microsoft.Sql/servers/databases")] == database_before
     created = {w["path"].split("/providers/")[-1].split("/")[0:2][1] for w in deployed.writes() if w["method"] == "PUT"}
     assert created == {"managedEnvironments", "containerApps", "jobs"}
@@ -99,7 +106,9 @@ def test_delete_data_deletes_only_what_the_tool_tagged(deployed):
     data = deployed.ok("teardown", "--delete-data", "--yes")
     outcomes = {r["key"]: r["outcome"] for r in data["resources"]}
     assert outcomes["sql_server"] == "deleted" and outcomes["identity"] == "deleted"
-    assert outcomes["role_acr_pull"] == "deleted"
+    assert outcomes["migration_identity"] == "deleted"
+    assert outcomes["role_acr_pull"] == outcomes["role_blob_data"] == "deleted"
+    assert outcomes["role_blob_data_account"] == "absent"   # the retired account-wide grant: none
     # The group holds a resource the tool did not make: it stays, and so does that resource.
     assert outcomes["resource_group"] == "kept"
     remaining = [r["name"] for r in deployed.resources() if r["type"].count("/") == 1]

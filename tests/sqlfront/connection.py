@@ -31,6 +31,16 @@ DB_UNAVAILABLE_TEXT = ("Database '{database}' on server '{server}' is not curren
                        "session tracing ID of '{trace}'.")
 LOGIN_FAILED = 18456   # "Login failed for user '%.*ls'.", class 14, state 1 as sent to clients
 NOT_SUPPORTED = 50000
+# What SQL Server answers a principal without the permission for CREATE USER / ALTER ROLE (e.g.
+# "Cannot alter the role 'db_datareader', because it does not exist or you do not have
+# permission." is 15151; 15247 is the generic "User does not have permission to perform this
+# action.", class 14 — sys.messages). The front sends 15247 for any such batch from a login that
+# is not the configured administrator.
+NO_PERMISSION = 15247
+NO_PERMISSION_TEXT = "User does not have permission to perform this action."
+# Statements only the administrator (or a principal granted ALTER ANY USER / role membership
+# management) may run; the front allows them to the administrator only (stricter-plausible).
+_PRIVILEGED = re.compile(r"\b(create|alter|drop)\s+(user|role|login)\b|\bsp_addrolemember\b", re.IGNORECASE)
 
 _SELECT_INT = re.compile(r"^\s*select\s+(-?\d+)\s*;?\s*$", re.IGNORECASE)
 # SQL_Latin1_General_CP1_CI_AS, Azure SQL Database's default collation, as TDS encodes it.
@@ -65,6 +75,17 @@ class Login:
     outcome: str = "in progress"   # accepted | refused <number> | failed <number> | closed by client: <stage>
     ended: float | None = None
     batches: list[str] = field(default_factory=list)
+    statements: list["Statement"] = field(default_factory=list)   # batches other than SELECT <int>
+
+
+@dataclass
+class Statement:
+    """A SQL batch the front took (with `accept_batches`), who sent it and how it was answered."""
+
+    text: str
+    claims: dict | None        # the login's token claims (front.claims), None for a SQL login
+    user: str | None           # the SQL login's user name ("" with a token)
+    outcome: str               # "done" | "denied 15247"
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -329,6 +350,9 @@ class Connection(socketserver.BaseRequestHandler):
                     self._send(tds.TABULAR, tds.int_result("", int(match.group(1)))
                                + tds.done(tds.DONE_COUNT, 1, 0xC1))
                     continue
+                if self.front.accept_batches:
+                    self._statement(text, server)
+                    continue
                 self._send(tds.TABULAR, tds.message(tds.TOKEN_ERROR, NOT_SUPPORTED, 1, 16,
                                                     f"The SQL front answers only SELECT <integer>; got: {text[:200]}",
                                                     server) + tds.done(tds.DONE_ERROR))
@@ -343,6 +367,21 @@ class Connection(socketserver.BaseRequestHandler):
                                                     f"The SQL front does not serve {what}.",
                                                     server) + tds.done(tds.DONE_ERROR))
 
+
+    def _statement(self, text: str, server: str) -> None:
+        """Record a batch; answer DONE (nothing is executed), or 15247 when it needs the
+        administrator and the login is not the front's `admin`."""
+        claims = self.front.claims(self.login.token) if (self.front.claims and self.login.token) else None
+        if _PRIVILEGED.search(text) and not self.front.is_admin(claims, self.login.user):
+            statement = Statement(text, claims, self.login.user, f"denied {NO_PERMISSION}")
+            self.login.statements.append(statement)
+            self.front._updated()
+            self._send(tds.TABULAR, tds.message(tds.TOKEN_ERROR, NO_PERMISSION, 1, 14, NO_PERMISSION_TEXT, server)
+                       + tds.done(tds.DONE_ERROR))
+            return
+        self.login.statements.append(Statement(text, claims, self.login.user, "done"))
+        self.front._updated()
+        self._send(tds.TABULAR, tds.done())
 
     def _transaction(self, request: tuple[int, bool]) -> None:
         """Begin/commit/rollback (pyodbc turns autocommit off with TM_BEGIN_XACT and commits with

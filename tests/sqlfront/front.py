@@ -12,7 +12,10 @@ One thread per connection. The conversation ([MS-TDS] 1.3.1, 3.3.5):
 
 After a login, SQL batches get a minimal answer: `SELECT <integer>` returns one INT row; anything
 else (other batches, RPC calls such as sp_executesql/sp_prepexec) gets ERROR 50000 "not supported
-by the SQL front". Attention packets are acknowledged.
+by the SQL front". Attention packets are acknowledged. With `accept_batches`, other SQL batches
+are recorded (`Login.statements`: the text and the login's token claims) and answered DONE,
+except that CREATE/ALTER/DROP USER, ROLE or LOGIN from a login that is not `admin` get error
+15247 (class 14) as on a server where only the administrator may manage users.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ STS_HOST = "https://login.microsoftonline.com/"
 SQL_SPN = "https://database.windows.net/"
 
 
+def sid_of(client_id: str) -> str:
+    """The SID literal a `CREATE USER ... WITH SID = ..., TYPE = E` gives an Entra application,
+    written out independently of the product's code: the client id in .NET's Guid.ToByteArray
+    order (the first three groups byte-reversed, the rest as written), upper-case hex."""
+    parts = client_id.lower().split("-")
+    swapped = [bytes.fromhex(part)[::-1].hex() for part in parts[:3]] + parts[3:]
+    return "0x" + "".join(swapped).upper()
+
+
 @dataclass
 class Refusal:
     count: int
@@ -58,12 +70,17 @@ class SqlFront:
     token_check: called with a federated token; returns None to accept it, or the user name to
       put in "Login failed for user '...'" to refuse it.
     sql_logins: {login: password}; None accepts any SQL login (and records it).
+    accept_batches: record and accept SQL batches other than `SELECT <int>` (see the module doc).
+    claims: token -> its claims (e.g. the stand-in's `tokens.verify`), recorded with each statement.
+    admin: the server administrator, as claims it must match ({"oid": ..., "appid": ...}) or
+      {"user": <SQL login>}; only it may manage users and roles. None: nobody may.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, names: tuple[str, ...] = ("127.0.0.1", "localhost"),
                  tenant_id: str | None = None, workdir: str | None = None,
                  token_check: Callable[[str], str | None] | None = None,
-                 sql_logins: dict[str, str] | None = None) -> None:
+                 sql_logins: dict[str, str] | None = None, accept_batches: bool = False,
+                 claims: Callable[[str], dict | None] | None = None, admin: dict | None = None) -> None:
         self.host = host
         self.names = tuple(names)
         self.tenant_id = tenant_id or str(uuid.uuid4())
@@ -71,6 +88,9 @@ class SqlFront:
         self.spn = SQL_SPN
         self.token_check = token_check
         self.sql_logins = sql_logins
+        self.accept_batches = accept_batches
+        self.claims = claims
+        self.admin = admin
         self.logins: list[Login] = []
         self._refusals: list[Refusal] = []
         self._changed = threading.Condition()
@@ -140,6 +160,20 @@ class SqlFront:
                     raise TimeoutError(f"no matching login within {timeout}s; seen: "
                                        f"{[(x.user, x.outcome) for x in self.logins]}")
                 self._changed.wait(remaining)
+
+    def statements(self) -> list:
+        """Every recorded statement, in login order."""
+        with self._changed:
+            return [statement for login in self.logins for statement in login.statements]
+
+    def is_admin(self, claims: dict | None, user: str | None) -> bool:
+        """Whether a login (its token claims, or its SQL user name) is the configured administrator."""
+        if not self.admin:
+            return False
+        if "user" in self.admin:
+            return bool(user) and user == self.admin["user"]
+        return claims is not None and all(str(claims.get(k, "")).lower() == str(v).lower()
+                                          for k, v in self.admin.items())
 
     def ca_bundle(self, path: str, system: str = "/etc/ssl/certs/ca-certificates.crt") -> str:
         """Write the system's CAs followed by this front's CA to `path` (to mount over the system

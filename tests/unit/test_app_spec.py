@@ -126,7 +126,9 @@ def test_allowed_hosts_match_what_callers_send():
 def test_tags_on_the_app():
     settings, document = spec(tags={"team": "ml"})
     assert document["tags"] == {"team": "ml", "managed-by": "mlflow-aca", "mlflow-aca-deployment": "mlflow",
-                                "mlflow-aca-mlflow-version": settings.mlflow_version}
+                                "mlflow-aca-mlflow-version": settings.mlflow_version,
+                                # the app identity whose database user the migration job created
+                                "mlflow-aca-db-user": "client-guid"}
 
 
 def test_a_database_that_may_pause_gets_no_connection_pool():

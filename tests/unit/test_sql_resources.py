@@ -8,13 +8,15 @@ from mlflow_aca.config import Settings
 from mlflow_aca.deployment import infrastructure
 from mlflow_aca.resources.app import BACKEND_SECRET, AppInputs, ContainerApp
 from mlflow_aca.resources.base import Context, Pending
-from mlflow_aca.resources.job import MigrationJob, migration_job_spec
+from mlflow_aca.resources.job import GRANT_CONTAINER_NAME, MigrationInputs, MigrationJob, migration_job_spec
 from mlflow_aca.resources.sql import SqlDatabase, SqlEntraAdmin, SqlEntraOnly, SqlServer
+from tests.sqlfront.front import sid_of
 from tests.values import SUBSCRIPTION
 
 CLOUD = KNOWN_CLOUDS["AzureCloud"]
 CLIENT_ID = "0b7c3c6e-8d55-4a57-9f39-0d7cf1c0a1b2"
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+MIGRATION_CLIENT_ID = "5d2f6a7e-1c3b-4e8f-a9d0-2b4c6e8f0a1c"
 
 
 def context(dry_run=False, **overrides):
@@ -22,6 +24,7 @@ def context(dry_run=False, **overrides):
     ctx = Context(settings=settings, cloud=CLOUD, session=None, dry_run=dry_run)
     if not dry_run:
         ctx.publish("identity", {"client_id": CLIENT_ID, "tenant_id": TENANT_ID})
+        ctx.publish("migration_identity", {"client_id": MIGRATION_CLIENT_ID, "tenant_id": TENANT_ID})
     return ctx
 
 
@@ -45,9 +48,11 @@ def test_entra_settings_are_resources_of_their_own_only_with_entra():
 
 def test_entra_administrator_desired_state():
     ctx = context()
+    # The migration job's identity, never the app's.
     assert SqlEntraAdmin().desired(ctx) == {"properties": {
-        "administratorType": "ActiveDirectory", "login": ctx.names.identity, "sid": CLIENT_ID,
+        "administratorType": "ActiveDirectory", "login": "mlflow-migrate-id", "sid": MIGRATION_CLIENT_ID,
         "tenantId": TENANT_ID}}
+    assert ctx.names.migration_identity == "mlflow-migrate-id" != ctx.names.identity
     assert SqlEntraAdmin().ids(ctx)[-1] == "ActiveDirectory"
     assert SqlEntraOnly().desired(ctx) == {"properties": {"azureADOnlyAuthentication": True}}
     assert SqlEntraOnly().ids(ctx)[-1] == "Default"
@@ -56,7 +61,7 @@ def test_entra_administrator_desired_state():
 def test_entra_administrator_guids_compare_case_insensitively():
     ctx, admin = context(), SqlEntraAdmin()
     desired = admin.desired(ctx)
-    current = {"id": "/x", "properties": {**desired["properties"], "sid": CLIENT_ID.upper(),
+    current = {"id": "/x", "properties": {**desired["properties"], "sid": MIGRATION_CLIENT_ID.upper(),
                                           "tenantId": TENANT_ID.upper(), "azureADOnlyAuthentication": True}}
     assert admin.changes(ctx, desired, current) == []
     other = copy.deepcopy(current)
@@ -68,13 +73,13 @@ def test_a_planned_identity_is_not_a_difference():
     ctx, admin = context(dry_run=True), SqlEntraAdmin()
     desired = admin.desired(ctx)
     assert isinstance(desired["properties"]["sid"], Pending)
-    current = {"properties": {"administratorType": "ActiveDirectory", "login": ctx.names.identity,
-                              "sid": CLIENT_ID, "tenantId": TENANT_ID}}
+    current = {"properties": {"administratorType": "ActiveDirectory", "login": ctx.names.migration_identity,
+                              "sid": MIGRATION_CLIENT_ID, "tenantId": TENANT_ID}}
     assert admin.changes(ctx, desired, current) == []
 
 
-def job_and_inputs(password):
-    ctx = context(sql_auth="password")
+def job_and_inputs(password, sql_auth="password"):
+    ctx = context(sql_auth=sql_auth)
     settings = ctx.settings
     inputs = AppInputs(
         image="acrmlflow.azurecr.io/mlflow-server:3.17.2-abc",
@@ -86,7 +91,11 @@ def job_and_inputs(password):
         registry_server="acrmlflow.azurecr.io", fqdn="mlflow.example.io",
         backend_store_uri=settings.backend_store_uri(CLOUD, password=password),
         artifacts_destination=settings.artifacts_destination(CLOUD))
-    return ctx, migration_job_spec(settings, inputs, settings.tags_for_resources), inputs.backend_store_uri
+    migration = MigrationInputs(
+        identity_id=inputs.identity_id.replace("mlflow-id", "mlflow-migrate-id"), client_id=MIGRATION_CLIENT_ID,
+        backend_store_uri=settings.backend_store_uri(CLOUD, client_id=MIGRATION_CLIENT_ID),
+        app_identity_name="mlflow-id")
+    return ctx, migration_job_spec(settings, inputs, settings.tags_for_resources, migration), inputs.backend_store_uri
 
 
 def as_get_returns(job):
@@ -112,3 +121,72 @@ def test_a_new_password_changes_the_job_secret():
     # Without the stored values the secret always looks changed (what a GET alone gives).
     assert job.secret_aware_changes(ctx, before, as_get_returns(before), {}) == [
         "properties.configuration.secrets[0].value"]
+
+
+def test_with_entra_the_job_signs_in_as_the_migration_identity_and_grants_in_an_init_container():
+    _, job, _ = job_and_inputs(None, sql_auth="entra")
+    identities = list(job["identity"]["userAssignedIdentities"])
+    assert [i.rsplit("/", 1)[-1] for i in identities] == ["mlflow-id", "mlflow-migrate-id"]
+    assert job["properties"]["configuration"]["registries"][0]["identity"].endswith("/mlflow-id")
+    (grant,) = job["properties"]["template"]["initContainers"]
+    (upgrade,) = job["properties"]["template"]["containers"]
+    assert grant["name"] == GRANT_CONTAINER_NAME and (grant["command"], grant["args"]) == (
+        ["python", "-m", "mlflow_aca_sql"], ["grant"])
+    for container in (grant, upgrade):
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["AZURE_CLIENT_ID"] == MIGRATION_CLIENT_ID
+        assert env["MLFLOW_BACKEND_STORE_URI"].startswith(f"mssql+pyodbc://{MIGRATION_CLIENT_ID}@")
+        assert all("mssql" not in arg for arg in container["args"])   # the URI only in the environment
+    env = {e["name"]: e["value"] for e in grant["env"]}
+    assert (env["MLFLOW_ACA_APP_USER"], env["MLFLOW_ACA_APP_CLIENT_ID"]) == ("mlflow-id", CLIENT_ID)
+    # 0.25 + 0.5 CPU, 0.5 + 1 GiB: a Consumption combination (and so is the main container alone).
+    assert (grant["resources"], upgrade["resources"]) == ({"cpu": 0.25, "memory": "0.5Gi"}, {"cpu": 0.5, "memory": "1Gi"})
+
+
+def test_with_a_password_the_job_keeps_one_identity_and_no_grant():
+    _, job, _ = job_and_inputs("Old-Passw0rd-1")
+    assert [i.rsplit("/", 1)[-1] for i in job["identity"]["userAssignedIdentities"]] == ["mlflow-id"]
+    assert "initContainers" not in job["properties"]["template"]
+
+
+# -- the image's grant (templates/mlflow_aca_sql.py) ------------------------------------------------
+def test_the_test_sid_helper_matches_the_documented_vector():
+    assert sid_of("35918bc9-196d-40ea-9779-889d79b753f0") == "0xC98B91356D19EA409779889D79B753F0"
+
+
+def test_the_sid_is_the_client_id_in_guid_byte_order(image_plugin):
+    import mlflow_aca_sql
+
+    # .NET's Guid.ToByteArray, the order SQL Server stores a uniqueidentifier in: the example of
+    # learn.microsoft.com/dotnet/api/system.guid.tobytearray (35918bc9-... -> C9 8B 91 35 6D 19 EA 40 ...).
+    assert mlflow_aca_sql.sid_literal("35918bc9-196d-40ea-9779-889d79b753f0") == "0xC98B91356D19EA409779889D79B753F0"
+    assert mlflow_aca_sql.sid_literal("35918BC9-196D-40EA-9779-889D79B753F0") == "0xC98B91356D19EA409779889D79B753F0"
+
+
+def test_the_grant_statement_creates_the_user_once_and_adds_only_missing_roles(image_plugin):
+    import mlflow_aca_sql
+
+    sid = "0xC98B91356D19EA409779889D79B753F0"
+    text = mlflow_aca_sql.grant_statement("mlflow-id", "35918bc9-196d-40ea-9779-889d79b753f0")
+    assert text.splitlines()[:5] == [
+        f"DECLARE @sid varbinary(85) = {sid};",
+        "IF EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'mlflow-id' AND (sid IS NULL OR sid <> @sid))",
+        "    DROP USER [mlflow-id];",
+        "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'mlflow-id')",
+        f"    CREATE USER [mlflow-id] WITH SID = {sid}, TYPE = E;",
+    ]
+    assert [line.strip() for line in text.splitlines() if line.strip().startswith("ALTER ROLE")] == [
+        "ALTER ROLE [db_datareader] ADD MEMBER [mlflow-id];", "ALTER ROLE [db_datawriter] ADD MEMBER [mlflow-id];"]
+    assert text.count("WHERE r.name = N'db_datareader' AND u.name = N'mlflow-id')") == 1
+    assert "db_owner" not in text and "db_ddladmin" not in text and "EXTERNAL PROVIDER" not in text
+
+
+def test_the_grant_statement_refuses_what_could_break_out_of_its_quotes(image_plugin):
+    import mlflow_aca_sql
+    import pytest
+
+    for name in ("x]; DROP TABLE experiments; --", "it's", "ab", ""):
+        with pytest.raises(ValueError):
+            mlflow_aca_sql.grant_statement(name, "35918bc9-196d-40ea-9779-889d79b753f0")
+    with pytest.raises(ValueError):
+        mlflow_aca_sql.grant_statement("mlflow-id", "0x00; DROP USER x")

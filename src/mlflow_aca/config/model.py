@@ -96,6 +96,10 @@ class Settings(BaseModel):
     identity_name: Annotated[str | None, Field(
         description="User-assigned managed identity. Default: <name>-id.",
         json_schema_extra=_group("Resource names"))] = None
+    migration_identity_name: Annotated[str | None, Field(
+        description="User-assigned managed identity of the migration job, the SQL server's Entra "
+        "administrator (sql_auth = entra). Default: <name>-migrate-id.",
+        json_schema_extra=_group("Resource names"))] = None
     workspace_name: Annotated[str | None, Field(
         description="Log Analytics workspace. Default: <name>-logs.",
         json_schema_extra=_group("Resource names"))] = None
@@ -273,7 +277,7 @@ class Settings(BaseModel):
 
     # --- validation ------------------------------------------------------------------------
     @field_validator(
-        "name", "resource_group", "location", "identity_name", "workspace_name",
+        "name", "resource_group", "location", "identity_name", "migration_identity_name", "workspace_name",
         "storage_account_name", "storage_container_name", "registry_name", "sql_server_name",
         "sql_database_name", "environment_name", "app_name", "job_name", "image_repository",
     )
@@ -643,6 +647,7 @@ class Names:
 
     resource_group: str
     identity: str
+    migration_identity: str
     workspace: str
     storage_account: str
     storage_container: str

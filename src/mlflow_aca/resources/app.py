@@ -23,6 +23,9 @@ BACKEND_SECRET = "backend-store-uri"
 HEALTH_PATH = "/health"
 # The MLflow version the app's image runs: the migration job compares it with the next one.
 VERSION_TAG = "mlflow-aca-mlflow-version"
+# With Entra authentication: the client id of the identity whose contained database user the
+# migration job created (written with the app, after the job ran): the job runs when it differs.
+DB_USER_TAG = "mlflow-aca-db-user"
 # Azure SQL closes idle connections after about 30 minutes: recycle pooled ones before that.
 POOL_RECYCLE_SECONDS = 1200
 # A serverless database pauses only after `autoPauseDelay` minutes with no session at all, and
@@ -125,9 +128,12 @@ def probes() -> list[dict[str, Any]]:
 def container_app_spec(settings: Settings, inputs: AppInputs, tags: dict[str, str]) -> dict[str, Any]:
     """The container app as Azure Resource Manager receives it."""
     shared = pulled_with_identity(inputs)
+    tags = {**tags, VERSION_TAG: settings.mlflow_version}
+    if settings.sql_auth == "entra":
+        tags[DB_USER_TAG] = inputs.identity_client_id
     return {
         "location": settings.location,
-        "tags": {**tags, VERSION_TAG: settings.mlflow_version},
+        "tags": tags,
         "identity": shared["identity"],
         "properties": {
             "managedEnvironmentId": inputs.environment_id,

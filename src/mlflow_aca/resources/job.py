@@ -3,13 +3,24 @@
 MLflow refuses to start on a schema that is out of date, and several replicas starting a new
 version would race to upgrade it; `mlflow db upgrade` run once, to completion, before the new
 revision exists is the safe path (notes/mlflow.md). The job runs the same image as the app,
-with the same identity and backend URI, whenever the app is new or its MLflow version changes
-(on an empty database the upgrade creates the schema).
+whenever the app is new, its MLflow version changes (on an empty database the upgrade creates
+the schema) or the app's database user is not known to exist (`DB_USER_TAG`).
+
+With `sql_auth = "entra"` the job signs in to SQL as the migration identity, the server's Entra
+administrator; it pulls the image with the app's identity (the one AcrPull grant, whose age
+image_pull.acr_pull_age follows). Its `grant` init container creates the app identity's
+contained database user with db_datareader and db_datawriter only (mlflow_aca_sql.grant_statement);
+its main container upgrades the schema. Init containers run to completion, in order, before the
+job's containers start (learn.microsoft.com/azure/container-apps/containers, "Init containers";
+Microsoft.App JobTemplate.initContainers: "List of specialized containers that run before app
+containers", azure-mgmt-appcontainers 5.1.0 models.JobTemplate), and an execution whose
+container exits non-zero is Failed: the job succeeds only with both done.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow_aca.azure import apps as azure_apps
@@ -17,6 +28,7 @@ from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.resources import image_pull
 from mlflow_aca.resources.app import (
+    DB_USER_TAG,
     VERSION_TAG,
     AppInputs,
     ContainerApp,
@@ -31,14 +43,32 @@ from mlflow_aca.resources.roles import backoff
 from mlflow_aca.resources.util import dig
 
 CONTAINER_NAME = "mlflow-migrate"
+GRANT_CONTAINER_NAME = "mlflow-grant"
+# The image's plugin module (templates/mlflow_aca_sql.py) run as a program; it reads the URI and
+# the app identity's name and client id from the environment (nothing in its arguments).
+GRANT_COMMAND = ["python", "-m", "mlflow_aca_sql"]
+GRANT_ARGS = ["grant"]
 # `mlflow db upgrade URL` takes the URI only as an argument (mlflow/db.py: click.argument, no
 # environment variable). Expanded by a shell, a password-bearing URI would sit in the upgrade
 # process's arguments, readable by anything that lists processes in the container. So the same
 # click command runs inside Python, the URI read from the environment by the process itself:
 # neither the job's spec nor any process's command line carries it.
+#
+# After the upgrade the same process opens MLflow's tracking store once, with the server's default
+# artifact root (`mlflow server --serve-artifacts` without --default-artifact-root uses
+# mlflow-artifacts:/, mlflow/utils/server_cli_utils.py resolve_default_artifact_root): on a new
+# database that creates MLflow's Default experiment (SqlAlchemyStore._initialize_store_state),
+# which on SQL Server runs `SET IDENTITY_INSERT experiments ON` (_create_default_experiment).
+# That needs ownership of the table or ALTER on it (learn.microsoft.com/sql/t-sql/statements/
+# set-identity-insert-transact-sql, "Permissions"), which the app's data-only user lacks: the
+# administrator does it here. On a current schema with the experiment present, the store opens
+# without writing (mlflow/store/tracking/sqlalchemy_store.py __init__: _initialize_tables only
+# when a table is missing, _verify_schema only reads).
 UPGRADE_COMMAND = ["python", "-c"]
-UPGRADE_ARGS = ["import os; from mlflow.db import upgrade; "
-                "upgrade.main(args=[os.environ['MLFLOW_BACKEND_STORE_URI']], prog_name='mlflow db upgrade')"]
+UPGRADE_ARGS = ["import os; from mlflow.db import upgrade; uri = os.environ['MLFLOW_BACKEND_STORE_URI']; "
+                "upgrade.main(args=[uri], prog_name='mlflow db upgrade', standalone_mode=False); "
+                "from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore; "
+                "SqlAlchemyStore(uri, 'mlflow-artifacts:/')"]
 TIMEOUT_SECONDS = 1800
 _FINISHED = {"succeeded", "failed", "stopped", "degraded"}
 # JobExecutionRunningState (Microsoft.App): an execution in these states is still at work.
@@ -47,12 +77,45 @@ _ACTIVE = {"running", "processing"}
 PULL_RETRIES = 8
 
 
-def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MigrationInputs:
+    """What the job has besides the app's inputs: the migration identity and its backend URI
+    (with Entra authentication, the administrator's), and the app identity's name."""
+
+    identity_id: str
+    client_id: str
+    backend_store_uri: str
+    app_identity_name: str
+
+
+def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str],
+                       migration: MigrationInputs) -> dict[str, Any]:
     shared = pulled_with_identity(inputs)
+    entra = settings.sql_auth == "entra"
+    identity = shared["identity"]
+    env = [backend_variable(settings, inputs), {"name": "AZURE_CLIENT_ID", "value": inputs.identity_client_id}]
+    template: dict[str, Any] = {}
+    if entra:
+        # Both identities: the app's pulls the image (registries), the migration identity signs in.
+        identity = {**identity, "userAssignedIdentities": {**identity["userAssignedIdentities"],
+                                                           migration.identity_id: {}}}
+        env = [{"name": "MLFLOW_BACKEND_STORE_URI", "value": migration.backend_store_uri},
+               {"name": "AZURE_CLIENT_ID", "value": migration.client_id}]
+        template["initContainers"] = [{
+            "name": GRANT_CONTAINER_NAME,
+            "image": inputs.image,
+            "command": GRANT_COMMAND,
+            "args": GRANT_ARGS,
+            "env": [*env, {"name": "MLFLOW_ACA_APP_USER", "value": migration.app_identity_name},
+                    {"name": "MLFLOW_ACA_APP_CLIENT_ID", "value": inputs.identity_client_id}],
+            # With the main container 0.75 CPU / 1.5Gi, a Consumption combination either way
+            # the platform counts init containers.
+            "resources": {"cpu": 0.25, "memory": "0.5Gi"},
+        }]
     return {
         "location": settings.location,
         "tags": tags,
-        "identity": shared["identity"],
+        "identity": identity,
         "properties": {
             "environmentId": inputs.environment_id,
             "workloadProfileName": CONSUMPTION_PROFILE,
@@ -66,13 +129,13 @@ def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str]) -
                 "secrets": secrets(settings, inputs),
             },
             "template": {
+                **template,
                 "containers": [{
                     "name": CONTAINER_NAME,
                     "image": inputs.image,
                     "command": UPGRADE_COMMAND,
                     "args": UPGRADE_ARGS,
-                    "env": [backend_variable(settings, inputs),
-                            {"name": "AZURE_CLIENT_ID", "value": inputs.identity_client_id}],
+                    "env": env,
                     "resources": {"cpu": 0.5, "memory": "1Gi"},
                 }],
             },
@@ -90,7 +153,8 @@ class MigrationJob(Resource):
 
     def __init__(self, app: ContainerApp) -> None:
         self.app = app
-        self.deps = app.deps
+        # The app's, and the migration identity (the job signs in with it).
+        self.deps = (*app.deps, "migration_identity")
 
     def ids(self, ctx: Context) -> tuple[str, ...]:
         return (ctx.names.resource_group, ctx.names.job)
@@ -100,7 +164,12 @@ class MigrationJob(Resource):
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         inputs = self.app.inputs(ctx, self.app.predicted_fqdn(ctx))
-        return migration_job_spec(ctx.settings, inputs, ctx.tags)
+        client_id = str(ctx.output("migration_identity", "client_id"))
+        migration = MigrationInputs(
+            identity_id=str(ctx.output("migration_identity", "id")), client_id=client_id,
+            backend_store_uri=ctx.settings.backend_store_uri(ctx.cloud, client_id=client_id),
+            app_identity_name=ctx.names.identity)
+        return migration_job_spec(ctx.settings, inputs, ctx.tags, migration)
 
     def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         return {"id": state.get("id")}
@@ -140,9 +209,18 @@ class MigrationJob(Resource):
         app = self.app.read(ctx)
         if app is None:
             return True, "new app: schema created or upgraded before the first revision"
-        deployed = (app.get("tags") or {}).get(VERSION_TAG)
+        tags = app.get("tags") or {}
+        deployed = tags.get(VERSION_TAG)
         if deployed != ctx.settings.mlflow_version:
             return True, f"MLflow {deployed or 'unknown'} -> {ctx.settings.mlflow_version}"
+        if ctx.settings.sql_auth == "entra":
+            # The app writes the tag only after a job run created its user: absent (a deployment
+            # from before the app had a user of its own) or another client id (the identity was
+            # recreated), the user is not known to be there.
+            client_id = str(ctx.output("identity", "client_id"))
+            if str(tags.get(DB_USER_TAG) or "").lower() != client_id.lower():
+                return True, (f"database user for the app's identity {ctx.names.identity} "
+                              + ("not yet created" if not tags.get(DB_USER_TAG) else "recreated (new client id)"))
         return False, f"schema already at MLflow {deployed}"
 
 

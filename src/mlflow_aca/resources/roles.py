@@ -79,3 +79,27 @@ class RoleAssignment(Resource):
 def backoff(poll_interval: float, attempt: int) -> float:
     """Seconds before retry `attempt` (0-based): doubling from half the poll interval, at most a minute."""
     return min(poll_interval * (2 ** attempt) / 2, 60.0)
+
+
+class RetiredRoleAssignment(RoleAssignment):
+    """A grant an earlier version of the tool made and this one no longer wants, removed once its
+    narrower replacement (`replaced_by`, a step key) exists. It is found by the deterministic
+    name the tool gives its assignments (scope, role, the tool's identity): an assignment of that
+    name was made by the tool, so removing it takes nothing from anyone else."""
+
+    def __init__(self, key: str, role_id: str, role_name: str, target: str, replaced_by: str) -> None:
+        super().__init__(key, role_id, role_name, target)
+        self.replaced_by = replaced_by
+        self.deps = (*self.deps, replaced_by)
+
+    def label(self, ctx: Context) -> str:
+        return f"role {self.role_name} on the whole {self.target.replace('_', ' ')} for {ctx.names.identity} (retired)"
+
+    def ensure(self, ctx: Context) -> StepResult:
+        if self.read(ctx) is None:
+            return StepResult("ok", "not granted")
+        detail = f"removed: replaced by the narrower grant ({self.replaced_by})"
+        if ctx.dry_run:
+            return StepResult("update", detail, {"changes": ["(role assignment removed)"]})
+        self.delete(ctx)
+        return StepResult("deleted", detail)

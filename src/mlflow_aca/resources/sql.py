@@ -1,4 +1,5 @@
-"""The backend store: an Azure SQL server (Entra-only with the identity as administrator, or
+"""The backend store: an Azure SQL server (Entra-only with the migration job's identity as
+administrator, or
 SQL authentication with a generated password), its Entra administrator settings, its firewall
 rules and a serverless database."""
 
@@ -48,8 +49,8 @@ class SqlServer(Resource):
     key = "sql_server"
     kind = azure_sql.SERVER
     tagged = True
-    # The identity must exist first: with Entra authentication it is the administrator.
-    deps = ("resource_group", "identity")
+    # The migration identity must exist first: with Entra authentication it is the administrator.
+    deps = ("resource_group", "migration_identity")
     ignored = ("properties.administratorLoginPassword",)
 
     def ids(self, ctx: Context) -> tuple[str, ...]:
@@ -99,13 +100,14 @@ class SqlServer(Resource):
 
 
 def entra_administrator(ctx: Context) -> dict[str, Any]:
-    """The server's Entra administrator: the app's identity."""
+    """The server's Entra administrator: the migration job's identity, never the app's (the app
+    signs in as a contained database user with data access only, which the job creates)."""
     return {
         "administratorType": "ActiveDirectory",
-        "login": ctx.names.identity,
+        "login": ctx.names.migration_identity,
         # For an application (a managed identity is one) the sid is its client id.
-        "sid": ctx.output("identity", "client_id"),
-        "tenantId": ctx.output("identity", "tenant_id"),
+        "sid": ctx.output("migration_identity", "client_id"),
+        "tenantId": ctx.output("migration_identity", "tenant_id"),
     }
 
 
@@ -114,13 +116,13 @@ class SqlEntraAdmin(Resource):
 
     key = "sql_entra_admin"
     kind = azure_sql.ENTRA_ADMIN
-    deps = ("sql_server", "identity")
+    deps = ("sql_server", "migration_identity")
 
     def ids(self, ctx: Context) -> tuple[str, ...]:
         return (ctx.names.resource_group, ctx.names.sql_server, "ActiveDirectory")
 
     def label(self, ctx: Context) -> str:
-        return f"SQL Entra administrator {ctx.names.identity}"
+        return f"SQL Entra administrator {ctx.names.migration_identity}"
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         # azureADOnlyAuthentication is read-only here (ServerAzureADAdministrators.json): the
@@ -213,8 +215,9 @@ class SqlDatabase(Resource):
     deps = ("sql_server",)
 
     def __init__(self, entra: bool = False) -> None:
-        # With Entra authentication the app and the migration job log in as the server's Entra
-        # administrator; they wait for the database, so the database waits for those settings.
+        # With Entra authentication the migration job logs in as the server's Entra
+        # administrator (and creates the app's database user); it waits for the database, so
+        # the database waits for those settings.
         if entra:
             self.deps = (*self.deps, SqlEntraOnly.key)
 
