@@ -19,9 +19,11 @@ exclusion (L. Lamport, "A Fast Mutual Exclusion Algorithm", ACM TOCS 5(1), 1987,
 tag; if free or expired, write our record; wait `lease_settle_seconds` (Δ); read again and go on
 only if our record is still there. Of two runs that both saw it free, the later write wins and
 the earlier writer sees it on its second read. The bound it needs: a run's write lands within Δ
-of its read. Each run measures that itself, from sending the read to the write's answer (an
-upper bound on both moments), and a run over Δ takes its record back and tries again (at most
-ATTEMPTS times) instead of trusting it. Δ is not a documented ARM figure: it is a setting.
+of its read. Each run measures its own, from sending the read to the write's answer (an upper
+bound on both moments), and when that took longer than Δ it waits twice as long as it took
+instead (a moment slow for this run is taken to be as slow for a rival; a retry policy's pause
+or a starved machine, not a rival, is the usual cause). Δ is not a documented ARM figure: it is
+a setting.
 What the bound cannot cover: a write delayed past Δ still lands and can replace a confirmed
 holder's record; that holder writes it again at its next renewal.
 
@@ -69,7 +71,6 @@ from mlflow_aca.errors import MlflowAcaError, OperationError
 from mlflow_aca.graph import GraphFailed, Step, StepResult
 
 LEASE_TAG = "mlflow-aca-lease"
-ATTEMPTS = 3  # tries when a read-to-write took longer than Δ (a slow moment, not a rival)
 _TAG_VALUE_MAX = 256  # Azure's limit on a tag value
 _JOIN_SECONDS = 10.0  # how long closing waits for a request of the lease's own thread
 
@@ -131,23 +132,17 @@ def _user() -> str:
         return "unknown"
 
 
-def busy(ctx: Any, holder: Holder | None, *, slow: bool = False) -> DeploymentBusy:
+def busy(ctx: Any, holder: Holder | None) -> DeploymentBusy:
     name = ctx.settings.name
     if holder is not None:
         who = (f"`mlflow-aca {holder.command}` run by {holder.user}@{holder.host} (pid {holder.pid}) "
                f"since {holder.since} holds its lease, valid until {holder.until} unless renewed")
         until = f"at {holder.until}"
-    elif slow:
-        who = (f"its lease could not be taken within lease_settle_seconds = {ctx.settings.lease_settle_seconds} "
-               f"in {ATTEMPTS} attempts (Azure answered too slowly to rule out a run starting at the same moment)")
-        until = "at once"
     else:
         who = "another run took its lease at the same moment"
         until = f"within lease_seconds = {ctx.settings.lease_seconds}"
     hint = ("Wait for that run to finish, then rerun. If it was stopped or killed, its lease expires "
             f"{until} (lease_seconds = {ctx.settings.lease_seconds} after its last renewal); rerun then.")
-    if slow:
-        hint = "Rerun; if this recurs, raise lease_settle_seconds."
     return DeploymentBusy(f"Deployment {name!r} is busy: {who}. Nothing was changed by this run.",
                           hint=hint, data={"lease": holder.as_data()} if holder else None)
 
@@ -222,12 +217,7 @@ class Lease:
             # read-to-write window.
             self.ctx.session.client(self.identity.kind.client)
             self.ctx.session.client("resources")
-            for attempt in range(ATTEMPTS):
-                if self._attempt():
-                    break
-                if attempt == ATTEMPTS - 1:
-                    raise busy(self.ctx, None, slow=True)
-                self._stop.wait(self.settle)
+            self._attempt()
         except MlflowAcaError as error:
             self.error = error
         except BaseException as error:  # noqa: BLE001 - a bug: the writes must not wait forever
@@ -238,9 +228,8 @@ class Lease:
             self._known.set()
             self._decided.set()
 
-    def _attempt(self) -> bool:
-        """One round of Fischer's protocol: True once decided (held, or not needed); False when the
-        read-to-write took longer than Δ (our record taken back; try again)."""
+    def _attempt(self) -> None:
+        """Fischer's protocol, once: held, not needed, or refused (DeploymentBusy)."""
         started = time.monotonic()
         state = self.identity.read(self.ctx)
         if state is None and self.creates_identity:
@@ -249,12 +238,12 @@ class Lease:
         if state is None and self.creates_identity:
             self._group_done.wait()  # the group step (let through the gate) ends first
             if self._stop.is_set():
-                return True
+                return
             started = time.monotonic()
             state = self.identity.read(self.ctx)
         if state is None:
             if not self.creates_identity:
-                return True  # nothing to lease, nothing of the deployment to protect (docstring)
+                return  # nothing to lease, nothing of the deployment to protect (docstring)
             body = self.identity.desired(self.ctx)
             record = self._record()
             self._written = record
@@ -265,16 +254,17 @@ class Lease:
 
             tags = state.get("tags") or {}
             if owner(tags, self.ctx.settings.name) == FOREIGN:
-                return True  # not ours to tag: the preflight refuses it, or --adopt takes it now
+                return  # not ours to tag: the preflight refuses it, or --adopt takes it now
             holder = Holder.decode(tags.get(LEASE_TAG))
             if holder is not None and holder.token != self.token and not holder.expired(datetime.now(UTC)):
                 raise busy(self.ctx, holder)
             self._write()
-        if time.monotonic() - started > self.settle:
-            self._withdraw()
-            return False
-        if self._stop.wait(self.settle):
-            return True  # closed meanwhile
+        # Δ, or twice this run's own read-to-write when Azure (or this machine) was slower than Δ:
+        # a rival's write is assumed no slower than ours was. Retracting a slow write instead
+        # protects nobody: by then it may have replaced a rival's record, and the retraction would
+        # delete that record too.
+        if self._stop.wait(max(self.settle, 2 * (time.monotonic() - started))):
+            return  # closed meanwhile
         state = self.identity.read(self.ctx)
         holder = Holder.decode(((state or {}).get("tags") or {}).get(LEASE_TAG))
         if holder is None or holder.token != self.token:
@@ -282,7 +272,6 @@ class Lease:
         self.held = True
         self._renewer = threading.Thread(target=self._renew, name="mlflow-aca-lease-renewal", daemon=True)
         self._renewer.start()
-        return True
 
     def _record(self) -> str:
         until = _iso(datetime.now(UTC) + timedelta(seconds=self.seconds))

@@ -83,6 +83,21 @@ class Deployment:
         lines = [f"{key} = {toml_value(value)}" for key, value in self.settings.items()]
         (self.directory / "mlflow-aca.toml").write_text("\n".join(lines) + "\n")
 
+    def wait_for_lease_expiry(self) -> None:
+        """Until a killed run's lease (lease.py) has expired: what an operator waits for after a
+        SIGKILL (lease_seconds; tests that kill runs set it low)."""
+        import time
+        from datetime import UTC, datetime
+
+        from mlflow_aca.lease import LEASE_TAG, Holder
+
+        identity = next((r for r in self.resources("Microsoft.ManagedIdentity/userAssignedIdentities")
+                         if r["name"] == f"{self.settings['name']}-id"), None)
+        holder = Holder.decode(((identity or {}).get("tags") or {}).get(LEASE_TAG))
+        if holder is not None:
+            until = datetime.fromisoformat(holder.until.replace("Z", "+00:00"))
+            time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.2)
+
     def env(self, **extra: str) -> dict[str, str]:
         return {**client_env(self.standin), **extra}
 

@@ -19,6 +19,13 @@ from tests.clirunner import clean_environ
 
 LEASE_TAG = "mlflow-aca-lease"  # lease.LEASE_TAG, spelled out so this file imports on older code
 IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
+
+
+def _app_identity(deployment) -> dict:
+    """The app's identity, which holds the lease (the migration identity is the other one)."""
+    return next(r for r in deployment.resources(IDENTITY) if r["name"] == "mlflow-id")
+
+
 EXECUTION = "Microsoft.App/jobs/executions"
 PUBLIC_IMAGE = "example.azurecr.io/mlflow:1"
 
@@ -33,7 +40,7 @@ def _provisioned(make_deployment, standin, **settings):
 
 
 def _lease(deployment) -> str | None:
-    return (deployment.one(IDENTITY).get("tags") or {}).get(LEASE_TAG)
+    return (_app_identity(deployment).get("tags") or {}).get(LEASE_TAG)
 
 
 def _iso(moment: datetime) -> str:
@@ -45,7 +52,7 @@ def _hold(deployment, *, seconds: float) -> tuple[str, str]:
     now = datetime.now(UTC)
     since, until = _iso(now - timedelta(seconds=30)), _iso(now + timedelta(seconds=seconds))
     value = f"token=0123456789ab until={until} since={since} cmd=deploy pid=4242 user=alice host=build-7"
-    path = deployment.one(IDENTITY)["id"].split(deployment.subscription_id, 1)[1]
+    path = _app_identity(deployment)["id"].split(deployment.subscription_id, 1)[1]
     deployment.arm("PATCH", f"{path}/providers/Microsoft.Resources/tags/default?api-version=2021-04-01",
                    {"operation": "Merge", "properties": {"tags": {LEASE_TAG: value}}})
     return since, until

@@ -117,7 +117,7 @@ def test_a_rerun_after_a_killed_password_reset_waits_for_the_server(make_deploym
     deployment = make_deployment(sql_auth="password")
     deployment.ok("provision")  # the generated password is kept nowhere after this run
     deployment.push_template_image()  # stands for build + push run earlier
-    deployment.write_config(poll_interval=0.2)
+    deployment.write_config(poll_interval=0.2, lease_seconds=5)
     deployment.standin.set_latency(0.1)  # a server update takes 7.5 s
     deployment.standin.clear_requests()
     process = subprocess.Popen([sys.executable, "-m", "mlflow_aca", "deploy"], cwd=deployment.directory,
@@ -133,6 +133,9 @@ def test_a_rerun_after_a_killed_password_reset_waits_for_the_server(make_deploym
     finally:
         process.kill()  # killed with the reset under way: its new password is lost with it
         process.wait()
+    # The killed run's lease (lease.py) holds the deployment until it expires: what an operator
+    # would wait for, shortened here.
+    deployment.wait_for_lease_expiry()
     result = deployment.cli("deploy", "--json")
     assert result.code == 0, result
     assert "password reset" in result.stdout

@@ -145,3 +145,64 @@ def test_adopt_names_must_match_one_resource(deployment):
     result = deployment.cli("provision", "--adopt", "rg-mlflow", "--json")
     assert result.code == 2 and "never adopted" in result.json["error"]["message"], result
     assert deployment.writes() == []
+
+
+# -- an adopted server's sign-in settings stay its owners' (issue 12, items 1 and 2) ------------------------
+THEIR_ADMIN = {"administratorType": "ActiveDirectory", "login": "data-team-admins",
+               "sid": "5b0f3d5e-2c41-4c3a-9a43-6f1d8c0e7a21", "tenantId": None}
+
+
+def _server_path() -> str:
+    return f"/resourceGroups/{GROUP}/providers/Microsoft.Sql/servers/{THEIR_SERVER}"
+
+
+def _entra_admin(deployment) -> dict:
+    return deployment.arm("GET", f"{_server_path()}/administrators/ActiveDirectory?api-version={SQL_VERSION}")
+
+
+def _entra_only(deployment) -> bool:
+    setting = deployment.arm("GET", f"{_server_path()}/azureADOnlyAuthentications/Default?api-version={SQL_VERSION}")
+    return setting["properties"]["azureADOnlyAuthentication"]
+
+
+def test_adopting_a_server_keeps_its_sql_logins_and_adds_the_migration_identity_as_admin(their_server):
+    # Failed first: `assert True is False` (provision switched Entra-only on: payrolladmin and every
+    # application of the data team signing in with SQL logins were locked out).
+    data = their_server.ok("provision", "--adopt", THEIR_SERVER)
+    assert _entra_only(their_server) is False
+    admin = _entra_admin(their_server)["properties"]
+    assert admin["login"] == "mlflow-migrate-id"   # the server had no Entra administrator: nobody displaced
+    row = next(r for r in data["resources"] if r["key"] == "sql_entra_only")
+    assert row["outcome"] == "ok" and "SQL logins stay enabled" in row["detail"], row
+
+
+def test_an_adopted_servers_entra_administrator_is_kept(their_server):
+    # Failed first: `assert 'mlflow-migrate-id' == 'data-team-admins'` (the tool made its own identity
+    # the administrator, the server's one slot: the data team's admins lost it).
+    admin = {**THEIR_ADMIN, "tenantId": their_server.standin.tenant_id}
+    their_server.arm("PUT", f"{_server_path()}/administrators/ActiveDirectory?api-version={SQL_VERSION}",
+                     {"properties": admin})
+    data = their_server.ok("provision", "--adopt", THEIR_SERVER)
+    kept = _entra_admin(their_server)["properties"]
+    assert (kept["login"], kept["sid"].lower()) == ("data-team-admins", admin["sid"])
+    row = next(r for r in data["resources"] if r["key"] == "sql_entra_admin")
+    assert row["outcome"] == "ok" and "kept" in row["detail"] and "mlflow-migrate-id" in row["detail"], row
+
+
+def test_an_adopted_servers_password_is_never_reset(make_deployment):
+    # Failed first: `assert 0 == 3` (deploy reset payrolladmin's password: no stored copy existed).
+    deployment = make_deployment(resource_group=GROUP, sql_server_name=THEIR_SERVER, sql_auth="password",
+                                 sql_admin_login="payrolladmin")
+    deployment.arm("PUT", f"/resourcegroups/{GROUP}?api-version=2025-04-01", {"location": "westeurope"})
+    deployment.arm("PUT", f"{_server_path()}?api-version={SQL_VERSION}", {
+        "location": "westeurope", "tags": THEIR_TAGS,
+        "properties": {"administratorLogin": "payrolladmin", "administratorLoginPassword": "Pa-55word-of-theirs",
+                       "version": "12.0"}})
+    deployment.ok("provision", "--adopt", THEIR_SERVER)
+    deployment.push_template_image()
+    deployment.standin.clear_requests()
+    result = deployment.cli("deploy", "--json")
+    assert result.code == 3, result
+    error = result.json["error"]
+    assert error["code"] == "SqlPasswordUnknown" and THEIR_SERVER in error["message"], error
+    assert not [r for r in deployment.writes() if r["path"].split("?")[0].endswith(f"/servers/{THEIR_SERVER}")]

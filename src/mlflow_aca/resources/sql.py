@@ -14,7 +14,9 @@ from mlflow_aca.azure import sql as azure_sql
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.redaction import register_secret
+from mlflow_aca.resources import ownership
 from mlflow_aca.resources.base import Context, Pending, Resource, changed_paths, require_name_available
+from mlflow_aca.resources.ownership import OURS
 
 # Symbols that need no quoting in shells or ODBC connection strings; URIs encode them anyway.
 _PASSWORD_SYMBOLS = "-_.~!*"
@@ -64,7 +66,9 @@ class SqlServer(Resource):
         return {"location": ctx.settings.location, "tags": ctx.tags, "properties": properties}
 
     def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
-        return {"id": state.get("id")}
+        # Whether the tool created it: an adopted server's sign-in settings belong to its owners
+        # (SqlEntraAdmin, SqlEntraOnly, ensure_password_known keep them).
+        return {"id": state.get("id"), "ours": ownership.owner(state.get("tags"), ctx.settings.name) == OURS}
 
     def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         name = ctx.names.sql_server
@@ -133,6 +137,29 @@ class SqlEntraAdmin(Resource):
         # GUIDs compare case-insensitively, as Entra treats them.
         return changed_paths(_lower_guids(desired), _lower_guids(current), ignored=self.ignored)
 
+    def ensure(self, ctx: Context) -> StepResult:
+        """An adopted server that already has an Entra administrator keeps it: a server has one,
+        and replacing it would lock its owners out. With none, the migration identity becomes it
+        (nobody loses access). The migration job then signs in as the migration identity, which
+        must be that administrator or a member of it (a group): said here, because nothing in
+        Azure Resource Manager can tell group membership without Microsoft Graph."""
+        if server_is_ours(ctx):
+            return super().ensure(ctx)
+        current = self.settled_read(ctx)
+        props = (current or {}).get("properties") or {}
+        ours = str(ctx.output("migration_identity", "client_id")).lower()
+        if current is None or str(props.get("sid") or "").lower() == ours:
+            return super().ensure(ctx)
+        return StepResult("ok", f"kept: the adopted server's Entra administrator {props.get('login') or props.get('sid')} "
+                                f"stays (replacing it would lock it out); the migration job signs in as "
+                                f"{ctx.names.migration_identity}, which must be that administrator or a member "
+                                "of it (an Entra group)")
+
+
+def server_is_ours(ctx: Context) -> bool:
+    """Whether the tool created the SQL server (published by SqlServer; a plan's pending server is ours)."""
+    return ctx.outputs.get("sql_server", {}).get("ours") is not False
+
 
 def _lower_guids(state: dict[str, Any]) -> dict[str, Any]:
     properties = dict(state.get("properties") or {})
@@ -160,6 +187,18 @@ class SqlEntraOnly(Resource):
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {"properties": {"azureADOnlyAuthentication": True}}
+
+    def ensure(self, ctx: Context) -> StepResult:
+        """An adopted server with SQL logins keeps them: switching Entra-only on would stop every
+        SQL login of its owners and their applications (the app and the job sign in with Entra
+        either way)."""
+        if server_is_ours(ctx):
+            return super().ensure(ctx)
+        current = self.settled_read(ctx)
+        if ((current or {}).get("properties") or {}).get("azureADOnlyAuthentication") is True:
+            return StepResult("ok")
+        return StepResult("ok", "kept off: the adopted server's SQL logins stay enabled (Entra-only would "
+                                "lock its owners' SQL logins out)")
 
 
 def sql_server_resources(ctx: Context) -> list[Resource]:
@@ -238,6 +277,14 @@ class SqlDatabase(Resource):
         }
 
 
+def _created_by_us(ctx: Context, server: SqlServer) -> bool:
+    known = ctx.outputs.get("sql_server", {}).get("ours")
+    if isinstance(known, bool):
+        return known
+    state = server.read(ctx)  # deploy looks the server up only here, on the rare reset path
+    return state is None or ownership.owner(state.get("tags"), ctx.settings.name) == OURS
+
+
 def ensure_password_known(ctx: Context, server: SqlServer, stored: str | None) -> StepResult | None:
     """With SQL authentication, make sure this process knows the administrator password.
 
@@ -250,6 +297,15 @@ def ensure_password_known(ctx: Context, server: SqlServer, stored: str | None) -
         ctx.private[PASSWORD_KEY] = stored
         register_secret(stored)
         return None
+    if not _created_by_us(ctx, server):
+        # The administrator password of a server the tool did not create is its owners'; a reset
+        # would lock them and their applications out.
+        raise OperationError(
+            f"mlflow-aca holds no copy of the administrator password of the adopted SQL server "
+            f"{ctx.names.sql_server} and will not reset it: that would lock its owners out.",
+            code="SqlPasswordUnknown",
+            hint="Use sql_auth = \"entra\" for an adopted server (its SQL logins are kept), or a server "
+                 "the tool creates (sql_server_name).")
     if ctx.dry_run:
         return StepResult("update", "administrator password will be reset (no stored copy)")
     server.reset_password(ctx)
