@@ -16,7 +16,8 @@ and removes the `plugin` parameter from the URL before the dialect sees it
 (sqlalchemy/engine/create.py, create_engine -> URL._instantiate_plugins).
 
 `python -m mlflow_aca_sql grant` (the migration job's `grant` init container) creates the app's
-contained database user: see `grant_statement`.
+contained database user: see `grant_statement` (Entra authentication) and `password_user_statement`
+(SQL authentication).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class AzureSqlRetry(CreateEnginePlugin):
 URI_VARIABLE = "MLFLOW_BACKEND_STORE_URI"
 APP_USER_VARIABLE = "MLFLOW_ACA_APP_USER"            # the app identity's name
 APP_CLIENT_ID_VARIABLE = "MLFLOW_ACA_APP_CLIENT_ID"  # the app identity's client id
+# With SQL authentication: the password of the app's user (set by secretRef, never a plain value);
+# when it is set, the user is a contained user with that password instead of an Entra one.
+APP_PASSWORD_VARIABLE = "MLFLOW_ACA_APP_PASSWORD"
 # What MLflow's server needs on a current schema: rows read and written, no DDL (the schema is
 # `mlflow db upgrade`'s, run by the job as the administrator).
 APP_ROLES = ("db_datareader", "db_datawriter")
@@ -101,6 +105,11 @@ APP_ROLES = ("db_datareader", "db_datawriter")
 # `]` or `'`, so the name can sit in [brackets] and N'quotes' unescaped; checked again here.
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
 _ROLE_NAME = re.compile(r"db_[a-z_]+")
+# The password-mode user: the administrator login's rule (mlflow_aca/config/model.py) plus "_app".
+_SQL_USER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
+# sys.database_principals.authentication_type 2 = DATABASE: "Contained user with password"
+# (learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-database-principals-transact-sql).
+_PASSWORD_AUTHENTICATION = 2
 
 
 def sid_literal(client_id: str) -> str:
@@ -136,6 +145,14 @@ def grant_statement(user: str, client_id: str, roles: tuple[str, ...] = APP_ROLE
         f"IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'{user}')",
         f"    CREATE USER [{user}] WITH SID = {sid}, TYPE = E;",
     ]
+    return "\n".join(lines + _role_lines(user, roles))
+
+
+def _role_lines(user: str, roles: tuple[str, ...]) -> list[str]:
+    """Add `user` to each of `roles` it is not yet a member of."""
+    if any(not _ROLE_NAME.fullmatch(role) for role in roles):
+        raise ValueError(f"not a fixed database role: {roles!r}")
+    lines: list[str] = []
     for role in roles:
         lines += [
             "IF NOT EXISTS (SELECT 1 FROM sys.database_role_members AS m",
@@ -144,7 +161,47 @@ def grant_statement(user: str, client_id: str, roles: tuple[str, ...] = APP_ROLE
             f"    WHERE r.name = N'{role}' AND u.name = N'{user}')",
             f"    ALTER ROLE [{role}] ADD MEMBER [{user}];",
         ]
-    return "\n".join(lines)
+    return lines
+
+
+def password_literal(password: str) -> str:
+    """`password` as a T-SQL string literal: in single quotes, each quote doubled (the only
+    character a T-SQL string literal escapes)."""
+    if not password or len(password) > 128 or "\x00" in password:
+        raise ValueError("a SQL password has 1 to 128 characters and no NUL")
+    return "'" + password.replace("'", "''") + "'"
+
+
+def password_user_statement(user: str, password: str, roles: tuple[str, ...] = APP_ROLES) -> str:
+    """One idempotent T-SQL batch (SQL authentication): the contained database user `user` with
+    `password`, member of `roles` and of nothing else this batch adds.
+
+    `CREATE USER name WITH PASSWORD = 'password'` is a "contained database user with password",
+    "always allowed in SQL Database"; `ALTER USER name WITH PASSWORD = 'password'` gives an
+    existing one a new password, without its old one for a principal holding ALTER ANY USER (the
+    administrator) (learn.microsoft.com/sql/t-sql/statements/create-user-transact-sql and
+    alter-user-transact-sql). So a lost copy of the app's password is recovered by a new one, and
+    the administrator's is not touched. A user of that name that is not a password user (e.g. left
+    by another authentication mode) is dropped first.
+
+    Neither statement takes a variable for the password, so it is written into the batch as a
+    quoted literal (`password_literal`). Passing it as a parameter (`EXEC sp_executesql` with
+    `?`) would still need the server to splice it into dynamic SQL with the same quoting, one
+    level deeper; the password is the tool's own (letters, digits, `-_.~!*`: no quote at all),
+    and the batch travels on the encrypted connection like a parameter would."""
+    if not _SQL_USER_NAME.fullmatch(user):
+        raise ValueError(f"not a plain SQL user name: {user!r}")
+    literal = password_literal(password)
+    lines = [
+        f"IF EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'{user}'"
+        f" AND authentication_type <> {_PASSWORD_AUTHENTICATION})",
+        f"    DROP USER [{user}];",
+        f"IF EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'{user}')",
+        f"    ALTER USER [{user}] WITH PASSWORD = {literal};",
+        "ELSE",
+        f"    CREATE USER [{user}] WITH PASSWORD = {literal};",
+    ]
+    return "\n".join(lines + _role_lines(user, roles))
 
 
 def odbc_connect_args(uri: str) -> tuple[list, dict]:
@@ -157,12 +214,16 @@ def odbc_connect_args(uri: str) -> tuple[list, dict]:
     return url.get_dialect()().create_connect_args(url)
 
 
-def grant(uri: str, user: str, client_id: str, delays: tuple[float, ...] | None = None) -> None:
-    """Sign in with `uri` (the administrator) and run `grant_statement`, retrying a login refused
-    for a transient reason (a resuming serverless database) as the engine plugin does."""
+def grant(uri: str, user: str, client_id: str | None = None, delays: tuple[float, ...] | None = None,
+          *, password: str | None = None) -> None:
+    """Sign in with `uri` (the administrator) and run `grant_statement` (Entra: the application
+    `client_id`) or, given `password`, `password_user_statement`, retrying a login refused for a
+    transient reason (a resuming serverless database) as the engine plugin does."""
     import pyodbc
 
-    statement = grant_statement(user, client_id)   # refuses a bad name before any connection
+    # Built first: a bad name is refused before any connection.
+    statement = password_user_statement(user, password) if password is not None \
+        else grant_statement(user, str(client_id))
     args, kwargs = odbc_connect_args(uri)
     schedule = retry_delays() if delays is None else delays
     for attempt, delay in enumerate((*schedule, None), start=1):
@@ -188,10 +249,15 @@ def main(argv: list[str]) -> int:
     process's arguments)."""
     if argv != ["grant"]:
         print("usage: python -m mlflow_aca_sql grant  (reads MLFLOW_BACKEND_STORE_URI, "
-              f"{APP_USER_VARIABLE}, {APP_CLIENT_ID_VARIABLE})", file=sys.stderr)
+              f"{APP_USER_VARIABLE}, and {APP_CLIENT_ID_VARIABLE} or {APP_PASSWORD_VARIABLE})", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    user, client_id = os.environ[APP_USER_VARIABLE], os.environ[APP_CLIENT_ID_VARIABLE]
+    user, password = os.environ[APP_USER_VARIABLE], os.environ.get(APP_PASSWORD_VARIABLE)
+    if password is not None:
+        grant(os.environ[URI_VARIABLE], user, password=password)
+        log.info("database user [%s] (password set) is a member of %s", user, ", ".join(APP_ROLES))
+        return 0
+    client_id = os.environ[APP_CLIENT_ID_VARIABLE]
     grant(os.environ[URI_VARIABLE], user, client_id)
     log.info("database user [%s] (client id %s) is a member of %s", user, client_id, ", ".join(APP_ROLES))
     return 0

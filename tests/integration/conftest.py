@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests import services
 from tests.clirunner import CliResult, run_cli
 from tests.integration.images import acr, docker_config, product_image, registry_backend  # noqa: F401 - fixtures
 from tests.integration.replay import deployable
@@ -175,3 +176,11 @@ def make_deployment(standin, tmp_path_factory):
         return Deployment(standin, tmp_path_factory.mktemp("deployment"), settings)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The Docker engine, for the files that build or inspect images themselves."""
+    client = services.require_docker()
+    yield client
+    client.close()

@@ -7,6 +7,9 @@ and the rerun after it writes nothing."""
 
 from __future__ import annotations
 
+import json
+from urllib.parse import quote, unquote, urlsplit
+
 from mlflow_aca.azure.roles import STORAGE_BLOB_DATA_CONTRIBUTOR, assignment_name, role_definition_path
 from mlflow_aca.config import Settings
 
@@ -116,3 +119,68 @@ def test_an_existing_deployment_gets_its_database_user_and_loses_the_account_gra
     deployment.standin.clear_requests()
     again = deployment.ok("deploy")["resources"]
     assert deployment.writes() == [] and {r["outcome"] for r in again} == {"ok"}
+
+
+def listed_secrets(deployment, resource) -> dict[str, str]:
+    """A resource's secret values, as only listSecrets gives them (never printed)."""
+    path = resource["id"].split(deployment.subscription_id, 1)[1]
+    listed = deployment.arm("POST", f"{path}/listSecrets?api-version=2025-01-01")
+    return {item["name"]: item["value"] for item in listed["value"]}
+
+
+def credentials(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def test_with_a_password_the_app_is_its_own_database_user_and_only_the_job_holds_the_admin(make_deployment):
+    """sql_auth = password: the app's secret URI signs in as a contained user of its own, not the
+    server's administrator login; the job holds the administrator's URI (for the upgrade and the
+    grant) and the app user's password (for the grant), both by secretRef. A rerun writes nothing;
+    a lost app (its copy of the password with it) gets a new password set by the job's grant,
+    without resetting the administrator's."""
+    deployment = make_deployment(sql_auth="password")
+    deployment.ok("provision")
+    deployment.push_template_image()
+    deployment.ok("deploy")
+    app, job = deployment.one("Microsoft.App/containerApps"), deployment.one("Microsoft.App/jobs")
+    app_secrets, job_secrets = listed_secrets(deployment, app), listed_secrets(deployment, job)
+    app_user, app_password = credentials(app_secrets["backend-store-uri"])
+    admin_user, admin_password = credentials(job_secrets["backend-store-uri"])
+    assert admin_user == "mlflowadmin" == deployment.one("Microsoft.Sql/servers")["properties"]["administratorLogin"]
+    assert app_user != admin_user, "the app signs in as the SQL server's administrator login"
+    assert app_user == "mlflowadmin_app"
+    assert len(app_password) == 32 and app_password != admin_password  # (lengths/equality only: never print)
+    assert set(app_secrets) == {"backend-store-uri"}
+    assert job_secrets.get("app-db-password") == app_password
+    assert app["tags"][DB_USER_TAG] == "password:mlflowadmin_app"
+
+    template = job["properties"]["template"]
+    (grant,) = template["initContainers"]
+    (upgrade,) = template["containers"]
+    assert (grant["command"], grant["args"]) == (["python", "-m", "mlflow_aca_sql"], ["grant"])
+    for container in (grant, upgrade):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["MLFLOW_BACKEND_STORE_URI"] == {"name": "MLFLOW_BACKEND_STORE_URI", "secretRef": "backend-store-uri"}
+    env = {e["name"]: e for e in grant["env"]}
+    assert env["MLFLOW_ACA_APP_USER"]["value"] == "mlflowadmin_app"
+    assert env["MLFLOW_ACA_APP_PASSWORD"] == {"name": "MLFLOW_ACA_APP_PASSWORD", "secretRef": "app-db-password"}
+    spec = json.dumps([app["properties"]["template"], template])
+    assert sum(form in spec for form in (app_password, admin_password, quote(app_password, safe=""))) == 0
+
+    deployment.standin.clear_requests()
+    again = deployment.ok("deploy")["resources"]
+    assert deployment.writes() == [] and {r["outcome"] for r in again} == {"ok"}
+
+    # The app (and its copy) gone: a new password, set by the job; the server is not written.
+    deployment.arm("DELETE", app["id"].split(deployment.subscription_id, 1)[1] + "?api-version=2025-01-01")
+    deployment.standin.clear_requests()
+    rows = {r["key"]: r for r in deployment.ok("deploy")["resources"]}
+    assert rows["migration"]["outcome"] == "ran", rows["migration"]
+    assert deployment.requests(method="PUT", path="/providers/Microsoft.Sql/servers/") == []
+    new_user, new_password = credentials(listed_secrets(deployment, deployment.one("Microsoft.App/containerApps"))[
+        "backend-store-uri"])
+    assert new_user == "mlflowadmin_app" and new_password != app_password
+    assert listed_secrets(deployment, deployment.one("Microsoft.App/jobs"))["app-db-password"] == new_password
+    assert credentials(listed_secrets(deployment, deployment.one("Microsoft.App/jobs"))["backend-store-uri"]) == (
+        admin_user, admin_password)

@@ -81,12 +81,12 @@ def test_failed_migration_leaves_the_app_alone(deployment):
     assert app["properties"]["template"]["containers"][0]["image"] == image_before
 
 
-def secret_value(deployment, resource_type):
-    """The backend URI as Azure holds it: only listSecrets returns it."""
+def secret_value(deployment, resource_type, name="backend-store-uri"):
+    """The backend URI (or another secret) as Azure holds it: only listSecrets returns it."""
     resource = deployment.one(resource_type)
     path = resource["id"].split(deployment.subscription_id, 1)[1]
     listed = deployment.arm("POST", f"{path}/listSecrets?api-version=2026-07-01")
-    return {item["name"]: item["value"] for item in listed["value"]}["backend-store-uri"]
+    return {item["name"]: item["value"] for item in listed["value"]}[name]
 
 
 def test_password_auth_keeps_the_password_secret_and_stable(deployment):
@@ -99,15 +99,19 @@ def test_password_auth_keeps_the_password_secret_and_stable(deployment):
     uri = secret_value(deployment, "Microsoft.App/containerApps")
     password = unquote(urlsplit(uri).password)
     assert len(password) >= 16
-    # The same password reached the job, and the server got it when created.
-    assert secret_value(deployment, "Microsoft.App/jobs") == uri
+    # The app signs in as its own user; the job holds the administrator's URI (the server got that
+    # password when created) and the app user's password, for its grant.
+    admin_uri = secret_value(deployment, "Microsoft.App/jobs")
+    admin_password = unquote(urlsplit(admin_uri).password)
+    assert (urlsplit(uri).username, urlsplit(admin_uri).username) == ("mlflowadmin_app", "mlflowadmin")
+    assert secret_value(deployment, "Microsoft.App/jobs", "app-db-password") == password != admin_password
     server = deployment.one("Microsoft.Sql/servers")
     assert server["properties"]["administratorLogin"] == "mlflowadmin"
     assert "administratorLoginPassword" in server["write_only"]
 
     # Nowhere else: not in any request outside secret fields (the log redacts only those),
-    # not in any output, not in the app's command, args or plain environment.
-    forms = {password, quote(password, safe="")}
+    # not in any output, not in the app's or the job's command, args or plain environment.
+    forms = {password, quote(password, safe=""), admin_password, quote(admin_password, safe="")}
     log_text = json.dumps(deployment.requests())
     assert not any(f in log_text for f in forms)
     for output in outputs:
@@ -115,6 +119,7 @@ def test_password_auth_keeps_the_password_secret_and_stable(deployment):
     app = deployment.one("Microsoft.App/containerApps")
     container = app["properties"]["template"]["containers"][0]
     assert not any(f in json.dumps(container) for f in forms)
+    assert not any(f in json.dumps(deployment.one("Microsoft.App/jobs")["properties"]["template"]) for f in forms)
     backend = next(e for e in container["env"] if e["name"] == "MLFLOW_BACKEND_STORE_URI")
     assert backend == {"name": "MLFLOW_BACKEND_STORE_URI", "secretRef": "backend-store-uri"}
 
@@ -125,6 +130,7 @@ def test_password_auth_keeps_the_password_secret_and_stable(deployment):
     deployment.ok("deploy")
     assert deployment.requests(method="PUT", path="/providers/Microsoft.Sql/servers/") == []
     assert secret_value(deployment, "Microsoft.App/containerApps") == uri
+    assert secret_value(deployment, "Microsoft.App/jobs") == admin_uri
 
 
 def test_password_is_reset_openly_when_no_copy_exists(make_deployment):
@@ -189,4 +195,6 @@ def test_a_changed_secret_value_is_still_written(make_deployment):
     after = secret_value(deployment, "Microsoft.App/jobs")
     assert after != before and "/mlflow-two?" in after
     assert unquote(urlsplit(after).password) == unquote(urlsplit(before).password)  # no reset
-    assert secret_value(deployment, "Microsoft.App/containerApps") == after
+    app_uri = secret_value(deployment, "Microsoft.App/containerApps")
+    assert "/mlflow-two?" in app_uri and urlsplit(app_uri).username == "mlflowadmin_app"
+    assert unquote(urlsplit(app_uri).password) == secret_value(deployment, "Microsoft.App/jobs", "app-db-password")

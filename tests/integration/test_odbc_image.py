@@ -61,13 +61,6 @@ def _build(directory: Path, docker_config: Path, settings: dict) -> CliResult:
 
 
 @pytest.fixture(scope="session")
-def docker_client():
-    client = services.require_docker()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
 def nokrb_base(docker_client) -> str:
     return services.nokrb_python_image(docker_client)
 

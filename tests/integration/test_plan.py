@@ -72,11 +72,16 @@ def test_secret_values_never_shown(make_deployment):
     deployment.ok("deploy")
     job = deployment.one(JOB)
     path = job["id"].split(f"/subscriptions/{deployment.subscription_id}", 1)[1]
-    (secret,) = job["properties"]["configuration"]["secrets"]
+    # The job holds the administrator's URI first, then the app user's password (for its grant).
+    names = [secret["name"] for secret in job["properties"]["configuration"]["secrets"]]
+    assert names == ["backend-store-uri", "app-db-password"]
+    values = {item["name"]: item["value"] for item in deployment.arm(
+        "POST", f"{path}/listSecrets?api-version=2025-01-01")["value"]}
     stored = deployment.standin.resources(JOB)[0]
     planted = "mssql+pyodbc://mlflowadmin:Planted-Secret-42@elsewhere.example/mlflow"
     body = {key: stored[key] for key in ("location", "identity", "properties", "tags")}
-    body["properties"]["configuration"]["secrets"] = [{"name": secret["name"], "value": planted}]
+    values["backend-store-uri"] = planted
+    body["properties"]["configuration"]["secrets"] = [{"name": name, "value": values[name]} for name in names]
     deployment.arm("PUT", f"{path}?api-version=2025-01-01", body)
     data = deployment.ok("plan")
     change = rows(data)["migration"]

@@ -11,7 +11,9 @@ against what Azure SQL would accept for this deployment:
   administrator (the job), fetched with that identity's client id; the job's `grant` init
   container signs in as the administrator and creates the app identity's contained user, and
   the app's token is not the administrator's;
-- password: the administrator login and the generated password the app's secret holds.
+- password: the job signs in as the administrator login (the password only its secret holds), its
+  `grant` init container creating the app's contained user with a second generated password; the
+  app signs in as that user, never as the administrator.
 
 MLflow cannot go further than the login here (the front answers no MLflow query), so each
 container is stopped once the front has seen its login (the grant, plain T-SQL, runs to its end).
@@ -174,14 +176,16 @@ def test_the_jobs_grant_creates_the_apps_user_as_the_administrator_and_the_app_i
 
 @pytest.mark.parametrize("which", ["job", "app"])
 def test_password_sign_in_presents_the_generated_login_and_password(password, front, replay_engine, which):
+    """The job as the administrator login, the app as its own contained user."""
     resource = password.app if which == "app" else password.job
     uri = make_url(password.secrets[resource["name"]]["backend-store-uri"])
+    admin = password.deployment.settings.get("sql_admin_login", "mlflowadmin")
 
     login, log, processes = first_login(password, which, front, replay_engine)
 
     assert login.outcome == "accepted", (login.outcome, login.events, log)
     assert login.fedauth_library is None and login.token is None
-    assert login.user == password.deployment.settings.get("sql_admin_login", "mlflowadmin") == uri.username
+    assert login.user == (f"{admin}_app" if which == "app" else admin) == uri.username
     assert login.password == uri.password and len(login.password) == 32
     # While it signs in, no process in the container shows the password (as given, or encoded
     # as in the URI) in its command line.
@@ -189,3 +193,38 @@ def test_password_sign_in_presents_the_generated_login_and_password(password, fr
     leaking = sum(1 for args in processes if any(form in args for form in forms))  # never print them
     assert len(processes) > 0
     assert leaking == 0, f"{leaking} of {len(processes)} processes show the password in their arguments"
+
+
+def test_the_jobs_grant_signs_in_as_the_admin_login_and_creates_the_apps_password_user(password, front,
+                                                                                        replay_engine):
+    """sql_auth = password: the job's `grant` init container, run as deployed, against a front that
+    checks SQL logins and lets only the administrator login manage users: it signs in as the
+    administrator and sends CREATE USER for the app's user with the app's password (the one the
+    app's secret URI holds). The app then signs in as that user, which is not the administrator."""
+    job_secrets, app_secrets = (password.secrets[r["name"]] for r in (password.job, password.app))
+    admin, app = make_url(job_secrets["backend-store-uri"]), make_url(app_secrets["backend-store-uri"])
+    front.clear()
+    front.sql_logins = {admin.username: admin.password, app.username: app.password}
+    front.accept_batches, front.admin = True, {"user": admin.username}
+    try:
+        run = against_front(password, replay.job_init_run(password.job, job_secrets, "mlflow-grant"), front)
+        assert (run.command, run.args) == (["python", "-m", "mlflow_aca_sql"], ["grant"])
+        status, log = replay.run_job(replay_engine, run, timeout=LOGIN_WAIT)
+        masked = log.replace(app.password, "<app password>").replace(admin.password, "<admin password>")
+        assert status == 0, (masked, [(x.user, x.outcome) for x in front.logins])
+        assert "<app password>" not in masked and "<admin password>" not in masked  # the grant logs neither
+        (statement,) = front.statements()
+        assert (statement.user, statement.outcome, statement.claims) == (admin.username, "done", None)
+        text = statement.text.replace(app.password, "<app password>")   # never printed as it is
+        assert app.username == f"{admin.username}_app" != admin.username
+        assert f"CREATE USER [{app.username}] WITH PASSWORD = '<app password>';" in text, text
+        assert f"ALTER USER [{app.username}] WITH PASSWORD = '<app password>';" in text, text
+        assert f"ALTER ROLE [db_datareader] ADD MEMBER [{app.username}];" in text
+        assert f"ALTER ROLE [db_datawriter] ADD MEMBER [{app.username}];" in text
+
+        login, log, _ = first_login(password, "app", front, replay_engine)
+        assert (login.outcome, login.user) == ("accepted", app.username), (login.outcome, login.user)
+        assert (login.password == app.password) is True   # (no values in the message)
+        assert not front.is_admin(None, login.user), "the app signs in as the SQL administrator"
+    finally:
+        front.sql_logins, front.accept_batches, front.admin = None, False, None

@@ -73,13 +73,6 @@ def test_build_says_when_the_dependencies_are_not_hash_pinned(deployment):
 
 # -- builds -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def docker_client():
-    client = services.require_docker()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def python_base(docker_client) -> str:
     return services.python_image(docker_client)
 

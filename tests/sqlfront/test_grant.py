@@ -48,3 +48,31 @@ def test_another_identity_is_refused_15247(front, standin, identity, container_i
     assert "User does not have permission to perform this action. (15247)" in str(err.value)
     (statement,) = front.statements()
     assert statement.outcome == "denied 15247" and statement.claims["appid"] == identity.client_id
+
+
+def test_with_sql_authentication_the_admin_login_creates_the_apps_password_user(front, image_plugin):
+    """sql_auth = password: the grant signs in as the administrator login with its password and
+    sends the password user's batch; the front (SQL logins checked, only the administrator may
+    manage users) accepts it. The same batch from the app's own login is refused 15247."""
+    import mlflow_aca_sql
+
+    admin_password, app_password = "Adm1n-Passw0rd.x", "App-Passw0rd~y!"
+    front.sql_logins = {"mlflowadmin": admin_password, "mlflowadmin_app": app_password}
+    front.accept_batches, front.admin = True, {"user": "mlflowadmin"}
+
+    def uri(user: str, password: str) -> str:
+        return backend_store_uri(sql_host=HOST, database="mlflow", user=user, password=password).replace(
+            f"@{HOST}:1433/", f"@{HOST}:{front.port}/")
+
+    mlflow_aca_sql.grant(uri("mlflowadmin", admin_password), "mlflowadmin_app", password=app_password, delays=())
+    (statement,) = front.statements()
+    assert (statement.user, statement.outcome, statement.claims) == ("mlflowadmin", "done", None)
+    assert statement.text == mlflow_aca_sql.password_user_statement("mlflowadmin_app", app_password)
+    assert f"CREATE USER [mlflowadmin_app] WITH PASSWORD = '{app_password}';" in statement.text
+
+    front.clear()
+    with pytest.raises(pyodbc.ProgrammingError) as err:
+        mlflow_aca_sql.grant(uri("mlflowadmin_app", app_password), "mlflowadmin_app", password=app_password,
+                             delays=())
+    assert "(15247)" in str(err.value)
+    assert [login.user for login in front.logins] == ["mlflowadmin_app"]

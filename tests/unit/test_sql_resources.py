@@ -6,9 +6,22 @@ import copy
 from mlflow_aca.cloud import KNOWN_CLOUDS
 from mlflow_aca.config import Settings
 from mlflow_aca.deployment import infrastructure
-from mlflow_aca.resources.app import BACKEND_SECRET, AppInputs, ContainerApp
+from mlflow_aca.resources.app import (
+    BACKEND_SECRET,
+    AppInputs,
+    ContainerApp,
+    app_backend_uri,
+    app_user,
+    app_user_tag,
+)
 from mlflow_aca.resources.base import Context, Pending
-from mlflow_aca.resources.job import GRANT_CONTAINER_NAME, MigrationInputs, MigrationJob, migration_job_spec
+from mlflow_aca.resources.job import (
+    APP_PASSWORD_SECRET,
+    GRANT_CONTAINER_NAME,
+    MigrationInputs,
+    MigrationJob,
+    migration_job_spec,
+)
 from mlflow_aca.resources.sql import SqlDatabase, SqlEntraAdmin, SqlEntraOnly, SqlServer
 from tests.sqlfront.front import sid_of
 from tests.values import SUBSCRIPTION
@@ -78,9 +91,14 @@ def test_a_planned_identity_is_not_a_difference():
     assert admin.changes(ctx, desired, current) == []
 
 
+APP_PASSWORD = "App-Passw0rd-9"
+
+
 def job_and_inputs(password, sql_auth="password"):
+    """The job's spec; with a password, the administrator's URI (what its secret holds)."""
     ctx = context(sql_auth=sql_auth)
     settings = ctx.settings
+    entra = sql_auth == "entra"
     inputs = AppInputs(
         image="acrmlflow.azurecr.io/mlflow-server:3.17.2-abc",
         identity_id=f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlflow/providers/"
@@ -89,13 +107,15 @@ def job_and_inputs(password, sql_auth="password"):
         environment_id=f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlflow/providers/"
                        "Microsoft.App/managedEnvironments/mlflow-env",
         registry_server="acrmlflow.azurecr.io", fqdn="mlflow.example.io",
-        backend_store_uri=settings.backend_store_uri(CLOUD, password=password),
+        backend_store_uri=settings.backend_store_uri(CLOUD, client_id=CLIENT_ID) if entra
+        else app_backend_uri(settings, CLOUD, APP_PASSWORD),
         artifacts_destination=settings.artifacts_destination(CLOUD))
+    admin = settings.backend_store_uri(CLOUD, client_id=MIGRATION_CLIENT_ID) if entra \
+        else settings.backend_store_uri(CLOUD, password=password)
     migration = MigrationInputs(
         identity_id=inputs.identity_id.replace("mlflow-id", "mlflow-migrate-id"), client_id=MIGRATION_CLIENT_ID,
-        backend_store_uri=settings.backend_store_uri(CLOUD, client_id=MIGRATION_CLIENT_ID),
-        app_identity_name="mlflow-id")
-    return ctx, migration_job_spec(settings, inputs, settings.tags_for_resources, migration), inputs.backend_store_uri
+        backend_store_uri=admin, app_identity_name="mlflow-id", app_password=None if entra else APP_PASSWORD)
+    return ctx, migration_job_spec(settings, inputs, settings.tags_for_resources, migration), admin
 
 
 def as_get_returns(job):
@@ -109,18 +129,20 @@ def as_get_returns(job):
 def test_an_unchanged_job_secret_is_not_a_difference():
     ctx, desired, uri = job_and_inputs("Old-Passw0rd-1")
     job = MigrationJob(ContainerApp("acrmlflow.azurecr.io/mlflow-server:3.17.2-abc"))
-    assert job.secret_aware_changes(ctx, desired, as_get_returns(desired), {BACKEND_SECRET: uri}) == []
+    stored = {BACKEND_SECRET: uri, APP_PASSWORD_SECRET: APP_PASSWORD}
+    assert job.secret_aware_changes(ctx, desired, as_get_returns(desired), stored) == []
 
 
 def test_a_new_password_changes_the_job_secret():
     ctx, before, old_uri = job_and_inputs("Old-Passw0rd-1")
     _, after, _ = job_and_inputs("New-Passw0rd-2")  # e.g. after a password reset
     job = MigrationJob(ContainerApp("acrmlflow.azurecr.io/mlflow-server:3.17.2-abc"))
-    assert job.secret_aware_changes(ctx, after, as_get_returns(before), {BACKEND_SECRET: old_uri}) == [
+    stored = {BACKEND_SECRET: old_uri, APP_PASSWORD_SECRET: APP_PASSWORD}
+    assert job.secret_aware_changes(ctx, after, as_get_returns(before), stored) == [
         "properties.configuration.secrets[0].value"]
-    # Without the stored values the secret always looks changed (what a GET alone gives).
+    # Without the stored values the secrets always look changed (what a GET alone gives).
     assert job.secret_aware_changes(ctx, before, as_get_returns(before), {}) == [
-        "properties.configuration.secrets[0].value"]
+        "properties.configuration.secrets[0].value", "properties.configuration.secrets[1].value"]
 
 
 def test_with_entra_the_job_signs_in_as_the_migration_identity_and_grants_in_an_init_container():
@@ -143,10 +165,38 @@ def test_with_entra_the_job_signs_in_as_the_migration_identity_and_grants_in_an_
     assert (grant["resources"], upgrade["resources"]) == ({"cpu": 0.25, "memory": "0.5Gi"}, {"cpu": 0.5, "memory": "1Gi"})
 
 
-def test_with_a_password_the_job_keeps_one_identity_and_no_grant():
-    _, job, _ = job_and_inputs("Old-Passw0rd-1")
+def test_with_a_password_the_job_keeps_one_identity_and_grants_as_the_administrator_login():
+    """The job's secrets: the administrator's URI and the app user's password; both reach the
+    containers by secretRef only. The app user is not the administrator login."""
+    _, job, admin = job_and_inputs("Old-Passw0rd-1")
     assert [i.rsplit("/", 1)[-1] for i in job["identity"]["userAssignedIdentities"]] == ["mlflow-id"]
-    assert "initContainers" not in job["properties"]["template"]
+    assert job["properties"]["configuration"]["secrets"] == [
+        {"name": BACKEND_SECRET, "value": admin}, {"name": APP_PASSWORD_SECRET, "value": APP_PASSWORD}]
+    assert admin.startswith("mssql+pyodbc://mlflowadmin:Old-Passw0rd-1@")
+    (grant,) = job["properties"]["template"]["initContainers"]
+    (upgrade,) = job["properties"]["template"]["containers"]
+    assert grant["name"] == GRANT_CONTAINER_NAME and (grant["command"], grant["args"]) == (
+        ["python", "-m", "mlflow_aca_sql"], ["grant"])
+    for container in (grant, upgrade):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["MLFLOW_BACKEND_STORE_URI"] == {"name": "MLFLOW_BACKEND_STORE_URI", "secretRef": BACKEND_SECRET}
+    env = {e["name"]: e for e in grant["env"]}
+    assert env["MLFLOW_ACA_APP_USER"] == {"name": "MLFLOW_ACA_APP_USER", "value": "mlflowadmin_app"}
+    assert env["MLFLOW_ACA_APP_PASSWORD"] == {"name": "MLFLOW_ACA_APP_PASSWORD", "secretRef": APP_PASSWORD_SECRET}
+    assert "MLFLOW_ACA_APP_CLIENT_ID" not in env
+    text = str(job["properties"]["template"])
+    assert "Old-Passw0rd-1" not in text and APP_PASSWORD not in text
+
+
+def test_with_a_password_the_app_user_is_never_the_administrator_login():
+    for login in ("mlflowadmin", "x_app", "a" * 128):
+        settings = context(sql_auth="password", sql_admin_login=login).settings
+        user = app_user(settings)
+        assert user != login and len(user) <= 128 and user.endswith("_app")
+    settings = context(sql_auth="password").settings
+    uri = app_backend_uri(settings, CLOUD, APP_PASSWORD)
+    assert uri.startswith(f"mssql+pyodbc://mlflowadmin_app:{APP_PASSWORD}@") and "/mlflow?" in uri
+    assert app_user_tag(settings) == "password:mlflowadmin_app"
 
 
 # -- the image's grant (templates/mlflow_aca_sql.py) ------------------------------------------------
@@ -190,3 +240,38 @@ def test_the_grant_statement_refuses_what_could_break_out_of_its_quotes(image_pl
             mlflow_aca_sql.grant_statement(name, "35918bc9-196d-40ea-9779-889d79b753f0")
     with pytest.raises(ValueError):
         mlflow_aca_sql.grant_statement("mlflow-id", "0x00; DROP USER x")
+
+
+def test_the_password_statement_creates_or_re_passwords_the_user_and_adds_only_missing_roles(image_plugin):
+    import mlflow_aca_sql
+
+    text = mlflow_aca_sql.password_user_statement("mlflowadmin_app", "Pa-ss.w0rd~!*")
+    assert text.splitlines()[:6] == [
+        "IF EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'mlflowadmin_app' AND authentication_type <> 2)",
+        "    DROP USER [mlflowadmin_app];",
+        "IF EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'mlflowadmin_app')",
+        "    ALTER USER [mlflowadmin_app] WITH PASSWORD = 'Pa-ss.w0rd~!*';",
+        "ELSE",
+        "    CREATE USER [mlflowadmin_app] WITH PASSWORD = 'Pa-ss.w0rd~!*';",
+    ]
+    assert [line.strip() for line in text.splitlines() if line.strip().startswith("ALTER ROLE")] == [
+        "ALTER ROLE [db_datareader] ADD MEMBER [mlflowadmin_app];",
+        "ALTER ROLE [db_datawriter] ADD MEMBER [mlflowadmin_app];"]
+    assert "db_owner" not in text and "db_ddladmin" not in text and "LOGIN" not in text
+
+
+def test_the_password_goes_in_as_a_literal_with_its_quotes_doubled(image_plugin):
+    import mlflow_aca_sql
+    import pytest
+
+    assert mlflow_aca_sql.password_literal("it's") == "'it''s'"
+    text = mlflow_aca_sql.password_user_statement("mlflow_app", "a'; DROP TABLE experiments; --")
+    assert "WITH PASSWORD = 'a''; DROP TABLE experiments; --';" in text
+    # Outside its literal the statement has only an even number of quotes per line: nothing escapes.
+    assert all(line.count("'") % 2 == 0 for line in text.splitlines())
+    for password in ("", "x" * 129, "a\x00b"):
+        with pytest.raises(ValueError):
+            mlflow_aca_sql.password_literal(password)
+    for name in ("x]; DROP TABLE experiments; --", "it's", "mlflow-app", "1abc", ""):
+        with pytest.raises(ValueError):
+            mlflow_aca_sql.password_user_statement(name, "Pa-ss.w0rd")

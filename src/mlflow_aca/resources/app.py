@@ -11,6 +11,7 @@ from mlflow_aca.azure import apps as azure_apps
 from mlflow_aca.config import Settings
 from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
+from mlflow_aca.redaction import register_secret
 from mlflow_aca.resources import image_pull, sql
 from mlflow_aca.resources.base import Context, Pending, Resource, adoption_note, provisioning_state
 from mlflow_aca.resources.environment import CONSUMPTION_PROFILE
@@ -23,9 +24,15 @@ BACKEND_SECRET = "backend-store-uri"
 HEALTH_PATH = "/health"
 # The MLflow version the app's image runs: the migration job compares it with the next one.
 VERSION_TAG = "mlflow-aca-mlflow-version"
-# With Entra authentication: the client id of the identity whose contained database user the
-# migration job created (written with the app, after the job ran): the job runs when it differs.
+# The app's contained database user, as the migration job created it (written with the app, after
+# the job ran): the job runs when it differs. With Entra authentication, the app identity's client
+# id; with SQL authentication `password:<user>` (`app_user_tag`), written in the same PUT as the
+# secret holding that user's password, so together they say the user has that password.
 DB_USER_TAG = "mlflow-aca-db-user"
+# With SQL authentication, where this run keeps the app user's password (ctx.private), and why the
+# job must set it (no copy confirmed by the tag: a new password, set by the job's grant).
+APP_PASSWORD_KEY = "sql_app_password"
+APP_USER_PENDING = "sql_app_user_pending"
 # Azure SQL closes idle connections after about 30 minutes: recycle pooled ones before that.
 POOL_RECYCLE_SECONDS = 1200
 # A serverless database pauses only after `autoPauseDelay` minutes with no session at all, and
@@ -62,6 +69,55 @@ def allowed_hosts(fqdn: str, app_name: str) -> list[str]:
         internal = f"{app_name}.internal.{domain}"
         hosts[2:2] = [internal, f"{internal}:*"]
     return hosts
+
+
+def app_user(settings: Settings) -> str:
+    """With SQL authentication, the app's contained database user: never the administrator login
+    (which stays in the migration job), a plain identifier like it (config/model.py's rule)."""
+    return f"{settings.sql_admin_login[:124]}_app"
+
+
+def app_user_tag(settings: Settings) -> str:
+    """DB_USER_TAG's value with SQL authentication: nothing secret in it."""
+    return f"password:{app_user(settings)}"
+
+
+def app_backend_uri(settings: Settings, cloud: Any, password: str) -> str:
+    """The app's backend URI with SQL authentication: its own user, not the administrator."""
+    from mlflow_aca import uris
+
+    names = settings.names
+    return uris.backend_store_uri(sql_host=cloud.sql_host(names.sql_server), database=names.sql_database,
+                                  user=app_user(settings), password=password)
+
+
+def ensure_app_password_known(ctx: Context, stored_uri: str | None, tags: dict[str, str] | None) -> str | None:
+    """With SQL authentication, the app user's password for this run; returns why the migration
+    job must (re)create the user, or None when it is in place.
+
+    The copy the app's secret holds counts only when the secret's URI names the app's user and the
+    tag says the job made that user (both written by one PUT, after the job ran). Otherwise (a new
+    app, an app that signed in as the administrator, a lost copy) a new password is generated
+    (nothing in a dry run) and the job's grant creates the user with it or sets it
+    (`ALTER USER ... WITH PASSWORD`): no administrator reset is needed for it."""
+    if ctx.settings.sql_auth != "password":
+        return None
+    if APP_PASSWORD_KEY in ctx.private or APP_USER_PENDING in ctx.private:
+        return ctx.private.get(APP_USER_PENDING)
+    user, password = credentials_from_uri(stored_uri)
+    expected = app_user_tag(ctx.settings)
+    tag = (tags or {}).get(DB_USER_TAG)
+    if user == app_user(ctx.settings) and password and tag == expected:
+        register_secret(password)
+        ctx.private[APP_PASSWORD_KEY] = password
+        return None
+    name = app_user(ctx.settings)
+    why = (f"database user {name} for the app gets a new password (no stored copy)" if tag == expected
+           else f"database user {name} for the app not yet created")
+    ctx.private[APP_USER_PENDING] = why
+    if not ctx.dry_run:
+        ctx.private[APP_PASSWORD_KEY] = sql.generate_password()
+    return why
 
 
 def backend_variable(settings: Settings, inputs: AppInputs) -> dict[str, Any]:
@@ -129,8 +185,7 @@ def container_app_spec(settings: Settings, inputs: AppInputs, tags: dict[str, st
     """The container app as Azure Resource Manager receives it."""
     shared = pulled_with_identity(inputs)
     tags = {**tags, VERSION_TAG: settings.mlflow_version}
-    if settings.sql_auth == "entra":
-        tags[DB_USER_TAG] = inputs.identity_client_id
+    tags[DB_USER_TAG] = inputs.identity_client_id if settings.sql_auth == "entra" else app_user_tag(settings)
     return {
         "location": settings.location,
         "tags": tags,
@@ -204,9 +259,12 @@ class ContainerApp(Resource):
 
     def inputs(self, ctx: Context, fqdn: str) -> AppInputs:
         settings, cloud = ctx.settings, ctx.cloud
-        password = ctx.private.get(sql.PASSWORD_KEY)
-        if settings.sql_auth == "password" and password is None:
-            password = "<password>"  # only in a dry run: ensure_password_known ran otherwise
+        client_id = str(ctx.output("identity", "client_id"))
+        if settings.sql_auth == "password":
+            # "<password>" only in a dry run: ensure_app_password_known ran otherwise.
+            backend = app_backend_uri(settings, cloud, ctx.private.get(APP_PASSWORD_KEY) or "<password>")
+        else:
+            backend = settings.backend_store_uri(cloud, client_id=client_id)
         return AppInputs(
             image=self.image_reference(ctx),
             identity_id=str(ctx.output("identity", "id")),
@@ -214,8 +272,7 @@ class ContainerApp(Resource):
             environment_id=str(ctx.output("environment", "id")),
             registry_server=str(ctx.output("registry", "login_server")),
             fqdn=fqdn,
-            backend_store_uri=settings.backend_store_uri(
-                cloud, client_id=str(ctx.output("identity", "client_id")), password=password),
+            backend_store_uri=backend,
             artifacts_destination=settings.artifacts_destination(cloud),
         )
 
@@ -238,14 +295,14 @@ class ContainerApp(Resource):
     def ensure(self, ctx: Context) -> StepResult:
         current, secrets = self.read_with_secrets(ctx)
         status = self.claim(ctx, current)
-        stored_uri = secrets.get(BACKEND_SECRET)
-        reset = sql.ensure_password_known(ctx, sql.SqlServer(), password_from_uri(stored_uri))
+        # The job ran first and settled it; the administrator's password is not the app's business.
+        ensure_app_password_known(ctx, secrets.get(BACKEND_SECRET), (current or {}).get("tags"))
         desired = self.claimed(ctx, self.desired(ctx), current, status)
         adoption = adoption_note(status, ctx.dry_run)
         if current is None:
             if ctx.dry_run:
                 signin = _signin_changes(ctx, app_exists=False)
-                return StepResult("create", _join(reset.detail if reset else "", *signin))
+                return StepResult("create", _join(*signin))
             state = self.create(ctx, desired)
             outcome, fields = "created", []
         else:
@@ -273,7 +330,7 @@ class ContainerApp(Resource):
         self._publish(ctx, state)
         revision = wait_for_healthy_revision(ctx, self)
         detail = _join(", ".join(fields), *(signin if current is None else []), *self.notes,
-                       f"revision {revision} healthy", reset.detail if reset else "", adoption)
+                       f"revision {revision} healthy", adoption)
         return StepResult(outcome, detail, {"changes": fields, "revision": revision})
 
     def create(self, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
@@ -396,13 +453,15 @@ def with_secret_values(current: dict[str, Any], values: dict[str, str]) -> dict[
                                       "configuration": {**configuration, "secrets": secrets}}}
 
 
-def password_from_uri(uri: str | None) -> str | None:
+def credentials_from_uri(uri: str | None) -> tuple[str | None, str | None]:
+    """The (percent-decoded) user and password a backend URI carries."""
     if not uri:
-        return None
+        return None, None
     from urllib.parse import unquote, urlsplit
 
-    password = urlsplit(uri).password
-    return unquote(password) if password else None
+    parts = urlsplit(uri)
+    return (unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None)
 
 
 def failed_latest_revision(ctx: Context, app: ContainerApp, current: dict[str, Any]) -> str | None:

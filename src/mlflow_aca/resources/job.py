@@ -15,6 +15,12 @@ job's containers start (learn.microsoft.com/azure/container-apps/containers, "In
 Microsoft.App JobTemplate.initContainers: "List of specialized containers that run before app
 containers", azure-mgmt-appcontainers 5.1.0 models.JobTemplate), and an execution whose
 container exits non-zero is Failed: the job succeeds only with both done.
+
+With `sql_auth = "password"` the job alone holds the administrator login's URI (its secret
+`backend-store-uri`), for the upgrade and for the same `grant` init container, which here creates
+the app's contained user with a password (mlflow_aca_sql.password_user_statement) or gives it a
+new one; that password reaches the grant only by secretRef (`app-db-password`). The app holds only
+its own user's URI.
 """
 
 from __future__ import annotations
@@ -28,13 +34,18 @@ from mlflow_aca.errors import OperationError
 from mlflow_aca.graph import StepResult
 from mlflow_aca.resources import image_pull
 from mlflow_aca.resources.app import (
+    APP_PASSWORD_KEY,
+    APP_USER_PENDING,
+    BACKEND_SECRET,
     DB_USER_TAG,
     VERSION_TAG,
     AppInputs,
     ContainerApp,
+    app_user,
     backend_variable,
+    credentials_from_uri,
+    ensure_app_password_known,
     pulled_with_identity,
-    secrets,
     with_secret_values,
 )
 from mlflow_aca.resources.base import Context, Resource, adoption_note, provisioning_state
@@ -48,6 +59,8 @@ GRANT_CONTAINER_NAME = "mlflow-grant"
 # the app identity's name and client id from the environment (nothing in its arguments).
 GRANT_COMMAND = ["python", "-m", "mlflow_aca_sql"]
 GRANT_ARGS = ["grant"]
+# With SQL authentication, the job's secret holding the app user's password, for the grant.
+APP_PASSWORD_SECRET = "app-db-password"
 # `mlflow db upgrade URL` takes the URI only as an argument (mlflow/db.py: click.argument, no
 # environment variable). Expanded by a shell, a password-bearing URI would sit in the upgrade
 # process's arguments, readable by anything that lists processes in the container. So the same
@@ -80,12 +93,15 @@ PULL_RETRIES = 8
 @dataclass(frozen=True)
 class MigrationInputs:
     """What the job has besides the app's inputs: the migration identity and its backend URI
-    (with Entra authentication, the administrator's), and the app identity's name."""
+    (the administrator's: the migration identity with Entra authentication, else the
+    administrator login with its password), and the app's database user: the app identity's
+    name, or with SQL authentication `app_user` and its password."""
 
     identity_id: str
     client_id: str
     backend_store_uri: str
     app_identity_name: str
+    app_password: str | None = None
 
 
 def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str],
@@ -95,23 +111,24 @@ def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str],
     identity = shared["identity"]
     env = [backend_variable(settings, inputs), {"name": "AZURE_CLIENT_ID", "value": inputs.identity_client_id}]
     template: dict[str, Any] = {}
-    if entra:
+    job_secrets: list[dict[str, Any]] = []
+    if not entra:
+        # The administrator's URI (backend_variable refers to it by secretRef) and the app
+        # user's password, for the grant only.
+        job_secrets = [{"name": BACKEND_SECRET, "value": migration.backend_store_uri},
+                       {"name": APP_PASSWORD_SECRET, "value": migration.app_password or "<password>"}]
+        template["initContainers"] = [_grant_container(inputs, [
+            *env, {"name": "MLFLOW_ACA_APP_USER", "value": app_user(settings)},
+            {"name": "MLFLOW_ACA_APP_PASSWORD", "secretRef": APP_PASSWORD_SECRET}])]
+    else:
         # Both identities: the app's pulls the image (registries), the migration identity signs in.
         identity = {**identity, "userAssignedIdentities": {**identity["userAssignedIdentities"],
                                                            migration.identity_id: {}}}
         env = [{"name": "MLFLOW_BACKEND_STORE_URI", "value": migration.backend_store_uri},
                {"name": "AZURE_CLIENT_ID", "value": migration.client_id}]
-        template["initContainers"] = [{
-            "name": GRANT_CONTAINER_NAME,
-            "image": inputs.image,
-            "command": GRANT_COMMAND,
-            "args": GRANT_ARGS,
-            "env": [*env, {"name": "MLFLOW_ACA_APP_USER", "value": migration.app_identity_name},
-                    {"name": "MLFLOW_ACA_APP_CLIENT_ID", "value": inputs.identity_client_id}],
-            # With the main container 0.75 CPU / 1.5Gi, a Consumption combination either way
-            # the platform counts init containers.
-            "resources": {"cpu": 0.25, "memory": "0.5Gi"},
-        }]
+        template["initContainers"] = [_grant_container(inputs, [
+            *env, {"name": "MLFLOW_ACA_APP_USER", "value": migration.app_identity_name},
+            {"name": "MLFLOW_ACA_APP_CLIENT_ID", "value": inputs.identity_client_id}])]
     return {
         "location": settings.location,
         "tags": tags,
@@ -126,7 +143,7 @@ def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str],
                 "replicaRetryLimit": 0,
                 "manualTriggerConfig": {"parallelism": 1, "replicaCompletionCount": 1},
                 "registries": shared["registries"],
-                "secrets": secrets(settings, inputs),
+                "secrets": job_secrets,
             },
             "template": {
                 **template,
@@ -140,6 +157,19 @@ def migration_job_spec(settings: Any, inputs: AppInputs, tags: dict[str, str],
                 }],
             },
         },
+    }
+
+
+def _grant_container(inputs: AppInputs, env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": GRANT_CONTAINER_NAME,
+        "image": inputs.image,
+        "command": GRANT_COMMAND,
+        "args": GRANT_ARGS,
+        "env": env,
+        # With the main container 0.75 CPU / 1.5Gi, a Consumption combination either way
+        # the platform counts init containers.
+        "resources": {"cpu": 0.25, "memory": "0.5Gi"},
     }
 
 
@@ -165,10 +195,18 @@ class MigrationJob(Resource):
     def desired(self, ctx: Context) -> dict[str, Any]:
         inputs = self.app.inputs(ctx, self.app.predicted_fqdn(ctx))
         client_id = str(ctx.output("migration_identity", "client_id"))
+        if ctx.settings.sql_auth == "password":
+            from mlflow_aca.resources import sql
+
+            # "<password>" only in a dry run: ensure_password_known ran otherwise.
+            backend = ctx.settings.backend_store_uri(ctx.cloud, password=ctx.private.get(sql.PASSWORD_KEY)
+                                                     or "<password>")
+        else:
+            backend = ctx.settings.backend_store_uri(ctx.cloud, client_id=client_id)
         migration = MigrationInputs(
             identity_id=str(ctx.output("migration_identity", "id")), client_id=client_id,
-            backend_store_uri=ctx.settings.backend_store_uri(ctx.cloud, client_id=client_id),
-            app_identity_name=ctx.names.identity)
+            backend_store_uri=backend, app_identity_name=ctx.names.identity,
+            app_password=ctx.private.get(APP_PASSWORD_KEY))
         return migration_job_spec(ctx.settings, inputs, ctx.tags, migration)
 
     def publish(self, ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +218,10 @@ class MigrationJob(Resource):
         current = self.settled_read(ctx)
         status = self.claim(ctx, current)
         stored = azure_apps.job_secrets(ctx.session, *self.ids(ctx)) if current else {}
-        reset = sql.ensure_password_known(ctx, sql.SqlServer(), _stored_password(ctx, self.app, stored))
+        app_state, app_secrets = self.app.read_with_secrets(ctx) if ctx.settings.sql_auth == "password" \
+            else (None, {})
+        reset = sql.ensure_password_known(ctx, sql.SqlServer(), _stored_password(ctx, stored, app_secrets))
+        ensure_app_password_known(ctx, app_secrets.get(BACKEND_SECRET), (app_state or {}).get("tags"))
         needed, why = self.migration_needed(ctx)
         if reset is not None:
             why = f"{reset.detail}; {why}"
@@ -213,6 +254,9 @@ class MigrationJob(Resource):
         deployed = tags.get(VERSION_TAG)
         if deployed != ctx.settings.mlflow_version:
             return True, f"MLflow {deployed or 'unknown'} -> {ctx.settings.mlflow_version}"
+        pending = ctx.private.get(APP_USER_PENDING)   # set by ensure_app_password_known
+        if pending:
+            return True, pending
         if ctx.settings.sql_auth == "entra":
             # The app writes the tag only after a job run created its user: absent (a deployment
             # from before the app had a user of its own) or another client id (the identity was
@@ -238,14 +282,14 @@ def _planned(current: dict[str, Any] | None, fields: list[str], needed: bool, wh
     return StepResult(planned, detail, {"changes": fields, "runs": needed})
 
 
-def _stored_password(ctx: Context, app: ContainerApp, job_secrets: dict[str, str]) -> str | None:
-    from mlflow_aca.resources.app import BACKEND_SECRET, password_from_uri
-
-    uri = job_secrets.get(BACKEND_SECRET)
-    if not uri and ctx.settings.sql_auth == "password":
-        current, app_secrets = app.read_with_secrets(ctx)
-        uri = app_secrets.get(BACKEND_SECRET) if current else None
-    return password_from_uri(uri)
+def _stored_password(ctx: Context, job_secrets: dict[str, str], app_secrets: dict[str, str]) -> str | None:
+    """The administrator's password: the job's copy, else (a deployment from before the app had
+    a user of its own) the app's, when its URI still signs in as the administrator login."""
+    for uri in (job_secrets.get(BACKEND_SECRET), app_secrets.get(BACKEND_SECRET)):
+        user, password = credentials_from_uri(uri)
+        if password and user == ctx.settings.sql_admin_login:
+            return password
+    return None
 
 
 def run_to_completion(ctx: Context, resource_group: str, job: str) -> tuple[str, str]:
