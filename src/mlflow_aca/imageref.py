@@ -9,6 +9,7 @@ fall-back to the template's image.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from mlflow_aca.errors import ConfigError, UsageError
 
@@ -22,6 +23,22 @@ _REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
 NAME_MAX = 255
 
 
+@dataclass(frozen=True)
+class ReferenceParts:
+    name: str
+    tag: str | None
+    digest: str | None
+
+
+def reference_parts(value: str) -> ReferenceParts | None:
+    """A reference's name, tag and digest, or None when it is not a reference at all."""
+    match = _REFERENCE.fullmatch(value)
+    if match is None or len(match.group("name")) > NAME_MAX:
+        return None
+    tag, _, digest = value[match.end("name"):].partition("@")
+    return ReferenceParts(match.group("name"), tag[1:] or None, digest or None)
+
+
 def checked_image(value: str | None) -> str | None:
     """The --image value, or the reason it cannot be one."""
     if value is None:
@@ -32,8 +49,7 @@ def checked_image(value: str | None) -> str | None:
             hint="Pass an image reference such as myregistry.azurecr.io/mlflow-server:3.17.2, or leave "
             "--image out to deploy the image built from the template (check the CI variable that "
             "should have filled it).")
-    match = _REFERENCE.fullmatch(value)
-    if match is None or len(match.group("name")) > NAME_MAX:
+    if reference_parts(value) is None:
         raise ConfigError(
             f"--image {value!r} is not an image reference.",
             code="InvalidImageReference",

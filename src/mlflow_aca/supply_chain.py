@@ -42,12 +42,10 @@ def lock_name(mlflow_version: str, python: str) -> str:
 
 def image_reference_parts(base_image: str) -> tuple[str | None, str | None]:
     """The base image's (tag, digest)."""
-    from mlflow_aca.imageref import _REFERENCE
+    from mlflow_aca.imageref import reference_parts
 
-    match = _REFERENCE.fullmatch(base_image)
-    rest = base_image[match.end("name"):] if match else ""
-    tag, _, digest = rest.partition("@")
-    return (tag[1:] or None), (digest or None)
+    parts = reference_parts(base_image)
+    return (parts.tag, parts.digest) if parts else (None, None)
 
 
 def base_python(base_image: str) -> str | None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlflow_aca import naming, uris
 from mlflow_aca.cloud import Cloud, resolve_cloud
 from mlflow_aca.errors import ConfigError
-from mlflow_aca.imageref import _REFERENCE as IMAGE_REFERENCE, NAME_MAX as IMAGE_NAME_MAX
+from mlflow_aca.imageref import reference_parts
 
 # Shown in URIs before the identity exists / in place of the password.
 CLIENT_ID_PLACEHOLDER = "identity-client-id"
@@ -351,8 +351,8 @@ class Settings(BaseModel):
     def _valid_image_ref(cls, value: str) -> str:
         # Docker's reference grammar (imageref.py); without a tag Docker pulls `latest`, which
         # moves, so the image would change under the same config: a tag or a digest is required.
-        parts = _image_parts(value)
-        if parts is None or not (parts["tag"] or parts["digest"]) or parts["tag"] == "latest":
+        parts = reference_parts(value)
+        if parts is None or not (parts.tag or parts.digest) or parts.tag == "latest":
             raise ValueError(
                 "must be a pinned image reference, with a tag other than latest or a digest: "
                 "[registry/]repository:tag[@sha256:digest], e.g. 'python:3.12.12-slim-bookworm' "
@@ -668,16 +668,6 @@ def _require_guid(value: str, what: str) -> None:
         ) from None
     if len(value) != 36:
         raise ValueError(f"{value!r} is not {what}: write it as 8-4-4-4-12 hexadecimal digits")
-
-
-def _image_parts(value: str) -> dict[str, str | None] | None:
-    """A reference's name, tag and digest, or None when it is not a reference at all."""
-    match = IMAGE_REFERENCE.fullmatch(value)
-    if match is None or len(match.group("name")) > IMAGE_NAME_MAX:
-        return None
-    rest = value[match.end("name"):]
-    tag, _, digest = rest.partition("@")
-    return {"name": match.group("name"), "tag": tag[1:] or None, "digest": digest or None}
 
 
 def _gi(value: float) -> str:
