@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlflow_aca.errors import ConfigError
 
@@ -40,6 +40,13 @@ class NameRule:
 # Lowercase letters, digits and single hyphens; starts with a letter, ends with a letter or digit.
 _DNS_LABEL = r"[a-z][a-z0-9-]*[a-z0-9]"
 
+# Microsoft.ManagedIdentity's rule, for both of the deployment's identities.
+_USER_IDENTITY = NameRule(
+    "user-assigned identity", 3, 128, r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    "3-128 characters: letters, digits, hyphens and underscores, starting with a letter or digit",
+    "mlflow-id",
+)
+
 RULES: dict[str, NameRule] = {
     # The deployment name feeds every derived name; 24 keeps "<name>-migrate" within the
     # 32-character limit of Container Apps jobs.
@@ -60,19 +67,9 @@ RULES: dict[str, NameRule] = {
         "an Azure region name: lowercase letters and digits, no spaces",
         "westeurope",
     ),
-    "identity_name": NameRule(
-        "user-assigned identity", 3, 128, r"[A-Za-z0-9][A-Za-z0-9_-]*",
-        "3-128 characters: letters, digits, hyphens and underscores, starting with a letter "
-        "or digit",
-        "mlflow-id",
-    ),
+    "identity_name": _USER_IDENTITY,
     # The migration job's identity (the SQL server's Entra administrator): the same rule.
-    "migration_identity_name": NameRule(
-        "user-assigned identity", 3, 128, r"[A-Za-z0-9][A-Za-z0-9_-]*",
-        "3-128 characters: letters, digits, hyphens and underscores, starting with a letter "
-        "or digit",
-        "mlflow-migrate-id",
-    ),
+    "migration_identity_name": replace(_USER_IDENTITY, example="mlflow-migrate-id"),
     "workspace_name": NameRule(
         "Log Analytics workspace", 4, 63, r"[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]",
         "4-63 characters: letters, digits and hyphens, starting and ending with a letter or "
