@@ -272,7 +272,7 @@ class Settings(BaseModel):
     lease_settle_seconds: Annotated[float, Field(
         ge=0.05, le=60,
         description="How long a run waits after writing its hold on the deployment before trusting "
-        "it; a read and write slower than this are tried again.",
+        "it; when its own read and write took longer, it waits twice that instead.",
         json_schema_extra=_group("Operation"))] = 3.0
 
     # --- validation ------------------------------------------------------------------------
